@@ -1,0 +1,38 @@
+"""Errors a user can cause. Each carries a plain-language message: what was wrong and what to do.
+
+The UI shows `str(error)` with gr.Error / gr.Warning; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base for every error caused by user input or the user's environment."""
+
+
+class InputFileError(StudioError):
+    """An uploaded file cannot be read as seeds (empty, binary, wrong encoding, broken JSON, too big)."""
+
+
+class MappingError(StudioError):
+    """The columns of a file do not map onto a seed format."""
+
+
+class NoUsableRowsError(StudioError):
+    """A file was read, but every row has a problem."""
+
+
+class HubError(StudioError):
+    """The Hugging Face Hub cannot be reached, or the dataset/model is not there."""
+
+
+class ProjectError(StudioError):
+    """A project is missing, or its name is taken or invalid."""
+
+
+class SeedError(StudioError):
+    """A seed edit or delete cannot be applied."""
+
+
+class ModelRefError(StudioError):
+    """A model reference does not resolve to anything usable here."""
