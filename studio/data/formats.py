@@ -37,6 +37,12 @@ class FieldSpec:
     kind: FieldKind
     aliases: tuple[str, ...]
     help: str
+    conventional: tuple[str, ...] = ()
+    """Other names that are a standard for this field (ner_tags, conversations): no need to confirm."""
+
+    @property
+    def exact_names(self) -> tuple[str, ...]:
+        return (self.name, *self.conventional)
 
     @property
     def required(self) -> bool:
@@ -91,7 +97,7 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
             (
                 FieldSpec("messages", "messages", ("messages", "conversations", "conversation", "chat",
                                                    "dialog", "dialogue"),
-                          "List of {role: system|user|assistant, content: text}."),
+                          "List of {role: system|user|assistant, content: text}.", ("conversations",)),
             ),
             family="chat",
         ),
@@ -114,7 +120,7 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
             (
                 FieldSpec("tokens", "tokens", ("tokens", "words"), "List of tokens."),
                 FieldSpec("tags", "tags", ("tags", "ner_tags", "ner_labels", "labels", "bio_tags"),
-                          "One tag per token."),
+                          "One tag per token.", ("ner_tags",)),
             ),
             family="ner",
         ),
@@ -149,7 +155,7 @@ class Suggestion:
     mapping: dict[str, str]
     """canonical field -> source column"""
     exact: int
-    """how many fields matched a column of exactly the field's name"""
+    """how many fields matched a column named exactly like the field (or its conventional name)"""
 
     @property
     def complete(self) -> bool:
@@ -214,13 +220,13 @@ def detect(columns: list[str], sample_rows: list[dict[str, Any]]) -> Detection:
         exact = 0
         used: set[str] = set()
         for f in spec.fields:
-            for i, alias in enumerate(f.aliases):
+            for alias in f.aliases:
                 col = by_norm.get(alias)
                 if col is None or col in used or not _kind_fits(f.kind, shapes[col]):
                     continue
                 mapping[f.name] = col
                 used.add(col)
-                exact += int(i == 0 and alias == f.name)
+                exact += int(alias in f.exact_names)
                 break
         s = Suggestion(spec.format, mapping, exact)
         if s.complete:

@@ -193,10 +193,8 @@ def _read_json(text: str, name: str) -> RawTable:
     if isinstance(obj, dict):
         lists = [k for k, v in obj.items() if isinstance(v, list)]
         preferred = [k for k in ("data", "rows", "examples", "train", "seeds") if k in lists]
-        if preferred or len(lists) == 1:
-            obj = obj[(preferred or lists)[0]]
-        else:
-            obj = [obj]
+        # {"data": [...]} and similar wrappers hold the rows; any other object is one row.
+        obj = obj[(preferred or lists)[0]] if preferred or len(lists) == 1 else [obj]
     if not isinstance(obj, list):
         raise InputFileError(f"{name} holds a single JSON {type(obj).__name__}. It must hold a list of "
                              'objects, like [{"instruction": "...", "output": "..."}, ...].')

