@@ -18,8 +18,11 @@ EXAMPLE_SEEDS = ROOT / "assets" / "examples" / "support_replies.jsonl"
 
 @pytest.fixture(autouse=True)
 def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The Hub is unreachable here; tests that need it start a loopback Hub and point at it explicitly.
+    # The Hub is unreachable here; tests that need it start tests.hub_server.HubServer and call
+    # tests.hub_server.isolate_hf_client (huggingface_hub reads its environment at import time).
+    # Subprocesses (app, CLI) read these at their own start.
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("STUDIO_HOME", raising=False)
 
 

@@ -197,3 +197,27 @@ def test_json_that_is_not_a_list_of_objects(ws, project, tmp_path) -> None:
     path = tmp_path / "numbers.json"
     path.write_text("[1, 2, 3]")
     assert "item 1 of the list is a JSON int" in str(attempt(ws, project.id, path))
+
+
+def test_hub_id_that_does_not_exist(ws, project, tmp_path, monkeypatch) -> None:
+    from studio.data.importer import preview_hub
+    from tests.hub_server import HubServer, isolate_hf_client
+
+    isolate_hf_client(monkeypatch, tmp_path)
+    before = snapshot(ws)
+    with HubServer() as hub, pytest.raises(StudioError) as info:
+        commit_import(ws, project.id, preview_hub(ws, "nobody/no-such-seeds", project_id=project.id,
+                                                  endpoint=hub.url))
+    assert "nobody/no-such-seeds" in str(info.value) and "not found" in str(info.value)
+    assert snapshot(ws) == before
+
+
+def test_hub_unreachable_gives_a_clear_message(ws, project, tmp_path, monkeypatch) -> None:
+    from studio.data.importer import preview_hub
+    from tests.hub_server import isolate_hf_client
+
+    isolate_hf_client(monkeypatch, tmp_path)
+    before = snapshot(ws)
+    with pytest.raises(StudioError, match="cannot be reached from this machine"):
+        preview_hub(ws, "tatsu-lab/alpaca", project_id=project.id, endpoint="http://127.0.0.1:9")
+    assert snapshot(ws) == before

@@ -122,8 +122,8 @@ def _choose_files(repo_id: str, siblings: list[RepoSibling], split: str) -> list
             and not any(part.startswith(".") for part in PurePosixPath(s.rfilename).parts)]
     if not data:
         others = sorted(s.rfilename for s in siblings if s.rfilename not in (".gitattributes", "README.md"))
-        listed = (f" (its files: {', '.join(others[:5])}{', ...' if len(others) > 5 else ''})"
-                  if others else " (it holds no files besides its README)")
+        listed = (f"; its files are {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}"
+                  if others else "; it holds no files besides its README")
         raise HubError(f"The Hub dataset {repo_id} has no data file in a format this studio reads "
                        f"({_FORMATS_TEXT}){listed}. Datasets built by a loading script or stored as archives "
                        f"cannot be imported directly: {_UPLOAD_INSTEAD}.")
@@ -221,10 +221,10 @@ def _translate(exc: Exception, repo_id: str, endpoint: str | None) -> HubError |
 
     page = f"https://huggingface.co/datasets/{repo_id}"
     if isinstance(exc, GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
-        return HubError(f"The Hub dataset {repo_id} is gated: its owners must approve each user, and no access "
-                        f"token with access was sent. Open {page}, accept its conditions while logged in, then "
-                        "set HF_TOKEN to an access token of that account (https://huggingface.co/settings/tokens) "
-                        "and try again.")
+        return HubError(f"The Hub dataset {repo_id} is gated: its owners approve each user, and no token that "
+                        f"has been granted access was sent. Open {page}, accept its conditions while logged in, "
+                        "then set HF_TOKEN to an access token of that account "
+                        "(https://huggingface.co/settings/tokens) and try again.")
     if isinstance(exc, DisabledRepoError):
         return HubError(f"The Hub dataset {repo_id} has been disabled by the Hub and cannot be downloaded. "
                         "Pick another dataset.")

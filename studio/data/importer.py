@@ -266,9 +266,10 @@ def preview_rows(preview: ImportPreview, limit: int = 200) -> list[dict[str, Any
 
 
 def preview_hub(ws: Workspace, repo_id: str, *, split: str = "train", project_id: int | None = None,
-                fmt: SeedFormat | str | None = None, mapping: dict[str, str] | None = None) -> ImportPreview:
+                fmt: SeedFormat | str | None = None, mapping: dict[str, str] | None = None,
+                endpoint: str | None = None) -> ImportPreview:
     """Like `preview_file`, for a Hugging Face Hub dataset id (needs the Hub to be reachable)."""
     from studio.data.hub_source import read_hub_dataset
 
-    table = read_hub_dataset(repo_id, split=split, max_bytes=ws.settings.max_upload_bytes)
+    table = read_hub_dataset(repo_id, split=split, max_bytes=ws.settings.max_upload_bytes, endpoint=endpoint)
     return build_preview(table, fmt=fmt, mapping=mapping, known_keys=_known_keys(ws, project_id))
