@@ -53,3 +53,61 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Converted-model cache shared by the whole session (SEED_STUDIO_MODELS_DIR reuses one across runs)."""
     env = os.environ.get("SEED_STUDIO_MODELS_DIR")
     return Path(env) if env else tmp_path_factory.mktemp("models")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningApp:
+    """`python app.py` in its own process, on loopback, with its own workspace."""
+
+    def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = home.parent / f"app-{self.port}.log"
+        env = {**os.environ, "STUDIO_HOME": str(home), "GRADIO_SERVER_NAME": "127.0.0.1",
+               "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False",
+               "HF_HUB_DISABLE_TELEMETRY": "1", **(extra_env or {})}
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        self._wait()
+
+    def _wait(self, timeout: float = 60) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"app.py did not serve {self.url} within {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except Exception:
+            self.proc.kill()
+
+
+@pytest.fixture
+def running_app(tmp_path: Path):
+    app = RunningApp(tmp_path / "home")
+    yield app
+    app.stop()

@@ -1,0 +1,45 @@
+"""Assemble the studio page: header, project bar, the tabs of the flow, the models panel.
+
+Tabs are added in the order of the flow (Task & Seeds · Generate · Review · Dataset · Train · Compare ·
+Publish) by the issue that builds each one; no placeholder tabs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from studio.ui import api, models_panel, project_bar, task_seeds, texts
+from studio.workspace import Workspace
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+CSS_PATH = ASSETS / "studio.css"
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Soft(primary_hue="emerald", secondary_hue="sky", neutral_hue="slate")
+
+
+def build_app(ws: Workspace | None = None) -> gr.Blocks:
+    ws = ws or Workspace.open()
+    with gr.Blocks(title=texts.TITLE, analytics_enabled=False) as demo:
+        with gr.Row(elem_id="studio-header"):
+            gr.Markdown(f"# 🌱 {texts.TITLE}\n{texts.TAGLINE}\n\n{texts.FIRST_STEP}", elem_id="studio-intro")
+        bar = project_bar.build(ws)
+        with gr.Tabs(), gr.Tab(texts.TASK_TAB, id="task-seeds"):
+            seeds_tab = task_seeds.build(ws, bar.current)
+        models_panel.build(ws, demo)
+        api.register(ws)
+        project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs)])
+    return demo
+
+
+def launch_kwargs(ws: Workspace) -> dict:
+    """Arguments for demo.launch(): look, upload limit. Host/port come from GRADIO_SERVER_NAME/PORT."""
+    return {
+        "theme": theme(),
+        "css_paths": [CSS_PATH] if CSS_PATH.exists() else None,
+        "max_file_size": ws.settings.max_upload_bytes,
+        "favicon_path": ASSETS / "logo.svg" if (ASSETS / "logo.svg").exists() else None,
+    }

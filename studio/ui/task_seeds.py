@@ -1,0 +1,320 @@
+"""Task & Seeds tab: describe the task precisely, upload seed examples, map columns, import, edit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.data.formats import FORMATS, FieldValues, SeedFormat, summary_text
+from studio.data.importer import ImportPreview, build_preview, commit_import, preview_rows
+from studio.data.readers import RawTable, read_table
+from studio.errors import StudioError
+from studio.models.registry import list_models, resolve
+from studio.task_advice import advice_markdown
+from studio.ui import texts
+from studio.workspace import Workspace
+from studio.workspace.projects import get_project, update_project
+from studio.workspace.seeds import delete_seeds, existing_keys, get_seed, list_seeds, update_seed
+
+# Every canonical field of every format, in a stable order: one mapping dropdown and one editor box each.
+ALL_FIELDS: list[str] = list(dict.fromkeys(f.name for spec in FORMATS.values() for f in spec.fields))
+SEED_COLUMNS = ["id", "format", "prompt / input", "response / label", "source"]
+PREVIEW_COLUMNS = ["row", "status", "prompt", "response", "problems"]
+PROBLEM_COLUMNS = ["row", "column", "severity", "what is wrong"]
+FILE_TYPES = [".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet"]
+
+
+@dataclass
+class TaskSeedsTab:
+    refresh: Any
+    refresh_outputs: list[gr.components.Component]
+
+
+def _fail(exc: StudioError) -> gr.Error:
+    return gr.Error(str(exc), duration=None)
+
+
+def _require(pid: int | None) -> int:
+    if pid is None:
+        raise gr.Error("Create or pick a project first (top of the page).")
+    return int(pid)
+
+
+def _chat_model_choices(ws: Workspace, *current: str) -> list[str]:
+    refs = [m.ref for m in list_models(ws.models_dir) if m.role == "chat"]
+    return list(dict.fromkeys([*refs, *(c for c in current if c)]))
+
+
+def seeds_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
+    rows = []
+    if pid is not None:
+        for s in list_seeds(ws, pid):
+            prompt, answer = summary_text(s.format, s.data)
+            source = f"{s.source} row {s.source_row}" if s.source_row else s.source
+            rows.append([s.id, s.format.value, prompt, answer, source])
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
+
+
+def _format_choices() -> list[tuple[str, str]]:
+    return [(spec.title, fmt.value) for fmt, spec in FORMATS.items()]
+
+
+def _mapping_updates(preview: ImportPreview | None) -> list[dict]:
+    """One dropdown update per canonical field: visible for the chosen format, choices = file columns."""
+    updates = []
+    fmt = preview.format if preview else None
+    fields = {f.name: f for f in FORMATS[fmt].fields} if fmt else {}
+    columns = [texts.NOT_MAPPED, *(preview.table.columns if preview else [])]
+    for name in ALL_FIELDS:
+        spec = fields.get(name)
+        updates.append(gr.update(
+            visible=spec is not None, choices=columns,
+            value=(preview.mapping.get(name) if preview else None) or texts.NOT_MAPPED,
+            label=f"{name}{'' if spec is None or spec.required else ' (optional)'}",
+            info=spec.help if spec else texts.MAPPING_FIELD_HELP))
+    return updates
+
+
+def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> list:
+    if preview is None:
+        return [table, gr.update(value=texts.NOTHING_UPLOADED), gr.update(value=None, interactive=False),
+                *_mapping_updates(None), gr.update(open=False),
+                pd.DataFrame(columns=PREVIEW_COLUMNS), pd.DataFrame(columns=PROBLEM_COLUMNS),
+                gr.update(interactive=False, value=texts.IMPORT_BUTTON)]
+    c = preview.counts
+    lines = [f"**{preview.summary()}**"]
+    if preview.detection.needs_mapping or preview.mapping_problem:
+        lines.append(f"⚠️ {preview.mapping_problem or preview.detection.message}")
+    else:
+        lines.append(f"✅ {preview.detection.message}")
+    problems = pd.DataFrame([[p.row, p.column, p.severity, p.message] for p in preview.problems],
+                            columns=PROBLEM_COLUMNS)
+    rows = pd.DataFrame(preview_rows(preview), columns=PREVIEW_COLUMNS)
+    n = c["usable"] if not preview.mapping_problem else 0
+    return [table, "\n\n".join(lines),
+            gr.update(value=preview.format.value if preview.format else None, interactive=True),
+            *_mapping_updates(preview),
+            gr.update(open=bool(preview.detection.needs_mapping or preview.mapping_problem)),
+            rows, problems,
+            gr.update(interactive=n > 0, value=f"Import {n} seeds" if n else texts.IMPORT_BUTTON)]
+
+
+def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
+    table_state = gr.State(None)  # the uploaded RawTable, kept only until imported (nothing saved yet)
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            gr.Markdown(texts.TASK_HEADER)
+            task = gr.Textbox(label=texts.TASK_LABEL, info=texts.TASK_HELP, placeholder=texts.TASK_PLACEHOLDER,
+                              lines=3, elem_id="task-description")
+            advice = gr.Markdown(advice_markdown(""), elem_id="task-advice")
+        with gr.Column(scale=2):
+            base = gr.Dropdown(label=texts.BASE_MODEL, info=texts.BASE_MODEL_HELP, allow_custom_value=True,
+                               choices=[], elem_id="base-model")
+            teacher = gr.Dropdown(label=texts.TEACHER, info=texts.TEACHER_HELP, allow_custom_value=True,
+                                  choices=[], elem_id="teacher-model")
+
+    gr.Markdown(texts.SEEDS_HEADER)
+    gr.Markdown(texts.SEEDS_HELP)
+    with gr.Row():
+        upload = gr.File(label=texts.UPLOAD_LABEL, file_types=FILE_TYPES, type="filepath", elem_id="seed-upload",
+                         scale=2)
+        with gr.Column(scale=3):
+            summary = gr.Markdown(texts.NOTHING_UPLOADED, elem_id="import-summary")
+            with gr.Accordion(texts.HUB_ACCORDION, open=False), gr.Row(equal_height=True):
+                hub_id = gr.Textbox(label=texts.HUB_ID, placeholder=texts.HUB_ID_PLACEHOLDER, scale=3)
+                hub_split = gr.Textbox(label=texts.HUB_SPLIT, value="train", scale=1)
+                hub_load = gr.Button(texts.HUB_LOAD, scale=1)
+    with gr.Accordion(texts.MAPPING_ACCORDION, open=False) as mapping_box:
+        fmt = gr.Dropdown(label=texts.FORMAT_LABEL, info=texts.FORMAT_HELP, choices=_format_choices(),
+                          value=None, interactive=False, elem_id="seed-format")
+        with gr.Row():
+            field_maps = [gr.Dropdown(label=name, choices=[texts.NOT_MAPPED], value=texts.NOT_MAPPED,
+                                      visible=False, interactive=True, elem_id=f"map-{name}")
+                          for name in ALL_FIELDS]
+    preview_table = gr.Dataframe(pd.DataFrame(columns=PREVIEW_COLUMNS), label=texts.PREVIEW_LABEL,
+                                 interactive=False, wrap=True, max_height=420, elem_id="seed-preview",
+                                 column_widths=["6%", "10%", "37%", "30%", "17%"])
+    problems_table = gr.Dataframe(pd.DataFrame(columns=PROBLEM_COLUMNS), label=texts.PROBLEMS_LABEL,
+                                  interactive=False, wrap=True, max_height=240, elem_id="seed-problems")
+    import_btn = gr.Button(texts.IMPORT_BUTTON, variant="primary", interactive=False, elem_id="import-seeds")
+
+    gr.Markdown(texts.LIBRARY_HEADER)
+    seed_count = gr.Markdown("", elem_id="seed-count")
+    seeds = gr.Dataframe(seeds_frame(ws, None), label=texts.LIBRARY_HELP, interactive=False, wrap=True,
+                         max_height=480, elem_id="seed-library", column_widths=["7%", "13%", "40%", "25%", "15%"])
+    with gr.Accordion(texts.EDITOR_ACCORDION, open=False) as editor_box:
+        selected = gr.State(None)
+        editor_note = gr.Markdown(texts.EDIT_NONE)
+        editors = [gr.Textbox(label=name, visible=False, lines=2, max_lines=12, elem_id=f"edit-{name}")
+                   for name in ALL_FIELDS]
+        with gr.Row():
+            save = gr.Button(texts.EDIT_SAVE, variant="primary", interactive=False)
+            delete = gr.Button(texts.EDIT_DELETE, variant="stop", interactive=False)
+
+    preview_outputs = [table_state, summary, fmt, *field_maps, mapping_box, preview_table, problems_table,
+                       import_btn]
+    editor_outputs = [selected, editor_note, *editors, save, delete]
+
+    # ------------------------------------------------------------------ handlers
+
+    def refresh(pid: int | None) -> list:
+        if pid is None:
+            return [gr.update(value="", interactive=False), advice_markdown(""), gr.update(value=None),
+                    gr.update(value=None), seeds_frame(ws, None), "", *_editor_updates(None)]
+        p = get_project(ws, pid)
+        choices = _chat_model_choices(ws, p.base_model_ref, p.teacher_ref)
+        return [gr.update(value=p.task_description, interactive=True), advice_markdown(p.task_description),
+                gr.update(choices=choices, value=p.base_model_ref or None),
+                gr.update(choices=choices, value=p.teacher_ref or None),
+                seeds_frame(ws, pid), _count_text(p.seed_count), *_editor_updates(None)]
+
+    def _count_text(n: int) -> str:
+        hint = " Aim for 50–100 varied, carefully checked examples." if n < 50 else ""
+        return f"**{n} seed{'' if n == 1 else 's'}** in this project.{hint}"
+
+    def save_task(pid: int | None, text: str) -> str:
+        if pid is not None:
+            update_project(ws, pid, task_description=text)
+        return advice_markdown(text)
+
+    def save_model(pid: int | None, ref: str | None, which: str) -> None:
+        if pid is None or not ref:
+            return
+        try:
+            resolve(ref, ws.models_dir)
+        except StudioError as exc:
+            raise _fail(exc) from None
+        update_project(ws, pid, **{which: ref})
+        gr.Info(f"{'Base model' if which == 'base_model_ref' else 'Teacher'} set to {ref}.")
+
+    def _known(pid: int | None) -> dict[str, int]:
+        if pid is None:
+            return {}
+        with ws.read() as conn:
+            return existing_keys(conn, pid)
+
+    def on_upload(pid: int | None, path: str | None) -> list:
+        if not path:
+            return _preview_outputs(None, None)
+        from pathlib import Path
+
+        try:
+            table = read_table(path, display_name=Path(path).name, max_bytes=ws.settings.max_upload_bytes)
+        except StudioError as exc:
+            gr.Warning(str(exc), duration=None)
+            out = _preview_outputs(None, None)
+            out[1] = f"❌ {exc}"
+            return out
+        return _preview_outputs(build_preview(table, known_keys=_known(pid)), table)
+
+    def on_hub(pid: int | None, repo: str, split: str) -> list:
+        from studio.data.hub_source import read_hub_dataset
+
+        try:
+            table = read_hub_dataset(repo.strip(), split=(split or "train").strip(),
+                                     max_bytes=ws.settings.max_upload_bytes)
+        except StudioError as exc:
+            gr.Warning(str(exc), duration=None)
+            out = _preview_outputs(None, None)
+            out[1] = f"❌ {exc}"
+            return out
+        return _preview_outputs(build_preview(table, known_keys=_known(pid)), table)
+
+    def on_remap(pid: int | None, table: RawTable | None, fmt_value: str | None, *maps: str) -> list:
+        if table is None:
+            return _preview_outputs(None, None)
+        return _preview_outputs(remapped(pid, table, fmt_value, maps), table)
+
+    def on_format(pid: int | None, table: RawTable | None, fmt_value: str | None) -> list:
+        # A new format starts from its detected mapping (if any) instead of the old format's fields.
+        if table is None:
+            return _preview_outputs(None, None)
+        return _preview_outputs(build_preview(table, fmt=fmt_value or None, known_keys=_known(pid)), table)
+
+    def on_import(pid: int | None, table: RawTable | None, fmt_value: str | None, *maps: str) -> list:
+        pid = _require(pid)
+        if table is None:
+            raise gr.Error("Upload a seed file first.")
+        preview = remapped(pid, table, fmt_value, maps)
+        try:
+            result = commit_import(ws, pid, preview)
+        except StudioError as exc:
+            raise _fail(exc) from None
+        gr.Info(result.message(preview.source))
+        p = get_project(ws, pid)
+        return [*_preview_outputs(None, None), None, seeds_frame(ws, pid), _count_text(p.seed_count)]
+
+    def remapped(pid: int | None, table: RawTable, fmt_value: str | None, maps: tuple[str, ...]) -> ImportPreview:
+        chosen = SeedFormat(fmt_value) if fmt_value else None
+        allowed = {f.name for f in FORMATS[chosen].fields} if chosen else set()
+        mapping = {name: col for name, col in zip(ALL_FIELDS, maps, strict=True)
+                   if col and col != texts.NOT_MAPPED and name in allowed}
+        return build_preview(table, fmt=chosen, mapping=mapping, known_keys=_known(pid))
+
+    def _editor_updates(seed_id: int | None) -> list:
+        if seed_id is None:
+            return [None, texts.EDIT_NONE, *[gr.update(visible=False, value="") for _ in ALL_FIELDS],
+                    gr.update(interactive=False), gr.update(interactive=False)]
+        s = get_seed(ws, seed_id)
+        values = FieldValues.from_record(s.format, s.data).values
+        return [s.id, f"Editing seed **#{s.id}** ({FORMATS[s.format].title}, from {s.source or 'manual entry'})",
+                *[gr.update(visible=name in values, value=values.get(name, "")) for name in ALL_FIELDS],
+                gr.update(interactive=True), gr.update(interactive=True)]
+
+    def on_select(frame: pd.DataFrame, evt: gr.SelectData) -> list:
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        try:
+            seed_id = int(frame.iloc[int(row)]["id"])
+            return [*_editor_updates(seed_id), gr.update(open=True)]
+        except (StudioError, KeyError, IndexError, ValueError):
+            return [*_editor_updates(None), gr.update()]
+
+    def on_save(pid: int | None, seed_id: int | None, *values: str) -> list:
+        pid = _require(pid)
+        if seed_id is None:
+            raise gr.Error("Click a seed in the table first.")
+        try:
+            update_seed(ws, seed_id, dict(zip(ALL_FIELDS, values, strict=True)))
+        except StudioError as exc:
+            raise _fail(exc) from None
+        gr.Info(f"Seed #{seed_id} saved.")
+        return [seeds_frame(ws, pid), *_editor_updates(seed_id)]
+
+    def on_delete(pid: int | None, seed_id: int | None) -> list:
+        pid = _require(pid)
+        if seed_id is None:
+            raise gr.Error("Click a seed in the table first.")
+        n = delete_seeds(ws, pid, [seed_id])
+        gr.Info(f"Seed #{seed_id} deleted." if n else f"Seed #{seed_id} was already gone.")
+        return [seeds_frame(ws, pid), _count_text(get_project(ws, pid).seed_count), *_editor_updates(None)]
+
+    # ------------------------------------------------------------------ wiring
+
+    task.input(advice_markdown, inputs=[task], outputs=[advice], show_progress="hidden", api_name=False,
+               trigger_mode="always_last")
+    task.blur(save_task, inputs=[current, task], outputs=[advice], show_progress="hidden", api_name=False)
+    base.input(lambda pid, ref: save_model(pid, ref, "base_model_ref"), inputs=[current, base], api_name=False)
+    teacher.input(lambda pid, ref: save_model(pid, ref, "teacher_ref"), inputs=[current, teacher], api_name=False)
+
+    upload.upload(on_upload, inputs=[current, upload], outputs=preview_outputs, api_name=False)
+    upload.clear(lambda: _preview_outputs(None, None), outputs=preview_outputs, api_name=False)
+    hub_load.click(on_hub, inputs=[current, hub_id, hub_split], outputs=preview_outputs, api_name=False)
+    hub_id.submit(on_hub, inputs=[current, hub_id, hub_split], outputs=preview_outputs, api_name=False)
+    fmt.input(on_format, inputs=[current, table_state, fmt], outputs=preview_outputs, api_name=False)
+    for dd in field_maps:
+        dd.input(on_remap, inputs=[current, table_state, fmt, *field_maps], outputs=preview_outputs,
+                 api_name=False)
+    import_btn.click(on_import, inputs=[current, table_state, fmt, *field_maps],
+                     outputs=[*preview_outputs, upload, seeds, seed_count], api_name=False)
+
+    seeds.select(on_select, inputs=[seeds], outputs=[*editor_outputs, editor_box], api_name=False)
+    save.click(on_save, inputs=[current, selected, *editors], outputs=[seeds, *editor_outputs], api_name=False)
+    delete.click(on_delete, inputs=[current, selected], outputs=[seeds, seed_count, *editor_outputs],
+                 api_name=False)
+
+    refresh_outputs = [task, advice, base, teacher, seeds, seed_count, *editor_outputs]
+    return TaskSeedsTab(refresh, refresh_outputs)
