@@ -51,8 +51,17 @@ def snapshot(ws: Workspace) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Converted-model cache shared by the whole session (SEED_STUDIO_MODELS_DIR reuses one across runs)."""
-    env = os.environ.get("SEED_STUDIO_MODELS_DIR")
-    return Path(env) if env else tmp_path_factory.mktemp("models")
+    if os.environ.get("SEED_STUDIO_MODELS_DIR"):
+        return load_settings().models_dir
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def converted_chat_model(models_dir: Path) -> Path:
+    """The embedded SmolLM2 converted once per session (~20 s); returns the converted folder."""
+    from studio.models.embedded import ensure_converted_chat_model
+
+    return ensure_converted_chat_model(models_dir)
 
 
 def free_port() -> int:
