@@ -22,7 +22,7 @@ setup: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) \
 	      || echo "Could not install chromium: browser tests will be skipped."; \
 	  else echo "chromium not found (install Debian's 'chromium'): browser tests will be skipped."; fi; }
 

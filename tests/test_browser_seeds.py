@@ -103,3 +103,18 @@ def test_mapping_step_edit_and_delete_in_the_page(running_app, tmp_path) -> None
     ws = Workspace.open(running_app.home)
     (left,) = list_seeds(ws, find_project(ws, "Mapping").id)
     assert left.data["instruction"] == "Why is the sky blue?"
+
+
+def test_problem_rows_are_listed_in_the_page(running_app, tmp_path) -> None:
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"instruction": "Say hi", "output": "Hello"}\n{"instruction": "Say bye", "output": ""}\n')
+    with browser_page() as page:
+        page.goto(running_app.url)
+        page.get_by_label("New project name").fill("Problems")
+        page.get_by_role("button", name="Create project").click()
+        expect(page.locator("#seed-count")).to_contain_text("0 seeds")
+        page.locator("#seed-upload input[type=file]").set_input_files(str(mixed))
+        problems = page.locator("#seed-problems")
+        expect(problems).to_contain_text("output is empty")
+        expect(problems).to_contain_text("output")
+        expect(page.get_by_role("button", name="Import 1 seed")).to_be_enabled()

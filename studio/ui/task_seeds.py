@@ -82,7 +82,8 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
     if preview is None:
         return [table, gr.update(value=texts.NOTHING_UPLOADED), gr.update(value=None, interactive=False),
                 *_mapping_updates(None), gr.update(open=False),
-                pd.DataFrame(columns=PREVIEW_COLUMNS), pd.DataFrame(columns=PROBLEM_COLUMNS),
+                pd.DataFrame(columns=PREVIEW_COLUMNS),
+                gr.update(value=pd.DataFrame(columns=PROBLEM_COLUMNS), visible=False),
                 gr.update(interactive=False, value=texts.IMPORT_BUTTON)]
     c = preview.counts
     lines = [f"**{preview.summary()}**"]
@@ -98,8 +99,8 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
             gr.update(value=preview.format.value if preview.format else None, interactive=True),
             *_mapping_updates(preview),
             gr.update(open=bool(preview.detection.needs_mapping or preview.mapping_problem)),
-            rows, problems,
-            gr.update(interactive=n > 0, value=f"Import {n} seeds" if n else texts.IMPORT_BUTTON)]
+            rows, gr.update(value=problems, visible=not problems.empty),
+            gr.update(interactive=n > 0, value=f"Import {n} seed{'' if n == 1 else 's'}" if n else texts.IMPORT_BUTTON)]
 
 
 def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
@@ -139,7 +140,8 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
                                  interactive=False, wrap=True, max_height=420, elem_id="seed-preview",
                                  column_widths=["6%", "10%", "37%", "30%", "17%"])
     problems_table = gr.Dataframe(pd.DataFrame(columns=PROBLEM_COLUMNS), label=texts.PROBLEMS_LABEL,
-                                  interactive=False, wrap=True, max_height=240, elem_id="seed-problems")
+                                  interactive=False, wrap=True, max_height=240, elem_id="seed-problems",
+                                  visible=False)
     import_btn = gr.Button(texts.IMPORT_BUTTON, variant="primary", interactive=False, elem_id="import-seeds")
 
     gr.Markdown(texts.LIBRARY_HEADER)
