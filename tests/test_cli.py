@@ -110,3 +110,32 @@ def test_hub_import_when_the_hub_is_unreachable(tmp_path, monkeypatch) -> None:
     run(home, "project", "create", "Hub")
     proc = run(home, "seeds", "import", "tatsu-lab/alpaca", "--hub", ok=False)
     assert proc.returncode == 2 and "tatsu-lab/alpaca" in proc.stderr and "cannot be reached" in proc.stderr
+
+
+def test_app_command_serves_the_studio(tmp_path) -> None:
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    cmd = [str(CLI)] if CLI.exists() else [sys.executable, "-m", "studio.cli"]
+    # Started from another folder: the command must not depend on the repository being the cwd.
+    proc = subprocess.Popen([*cmd, "app", "--host", "127.0.0.1", "--port", str(port), "--home", str(tmp_path / "h")],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "seed-studio app exited"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    assert resp.status == 200 and b"Seed Studio" in resp.read()
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("seed-studio app served nothing within 60 s")
+        assert (tmp_path / "h" / "studio.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -35,6 +35,14 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
     return demo
 
 
+def launch(host: str | None = None, port: int | None = None) -> None:
+    """Open the workspace, build the page and serve it (blocks). No model is loaded here."""
+    ws = Workspace.open()
+    demo = build_app(ws)
+    # None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860).
+    demo.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, **launch_kwargs(ws))
+
+
 def launch_kwargs(ws: Workspace) -> dict:
     """Arguments for demo.launch(): look, upload limit. Host/port come from GRADIO_SERVER_NAME/PORT."""
     return {
