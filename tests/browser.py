@@ -22,9 +22,11 @@ def require_chromium() -> None:
 
 @contextmanager
 def browser_page(width: int = 1280, height: int = 800) -> Iterator:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     require_chromium()
+    # Generous waits: CI shares 2 cores with model loading; a slow answer is not a wrong one.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:

@@ -85,7 +85,9 @@ class RunningApp:
         self.log = home.parent / f"app-{self.port}.log"
         env = {**os.environ, "STUDIO_HOME": str(home), "GRADIO_SERVER_NAME": "127.0.0.1",
                "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False",
-               "HF_HUB_DISABLE_TELEMETRY": "1", **(extra_env or {})}
+               "HF_HUB_DISABLE_TELEMETRY": "1",
+               # A closed loopback port: the app under test never reaches the real Hub, whatever the network.
+               "HF_ENDPOINT": "http://127.0.0.1:9", **(extra_env or {})}
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
                                          stdout=log, stderr=subprocess.STDOUT)

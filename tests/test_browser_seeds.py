@@ -61,6 +61,12 @@ def test_bad_upload_shows_the_message_in_the_page(running_app, tmp_path) -> None
         expect(page.locator("#import-summary")).to_contain_text("latin1.csv is not UTF-8 text: line 2")
         expect(page.locator("#import-seeds")).to_be_disabled()
 
+        # A Hub import when the Hub cannot be reached says so in the page.
+        page.get_by_text("…or import a dataset from the Hugging Face Hub").click()
+        page.get_by_label("Hub dataset id").fill("tatsu-lab/alpaca")
+        page.get_by_role("button", name="Load from the Hub").click()
+        expect(page.locator("#import-summary")).to_contain_text("cannot be reached from this machine")
+
 
 def test_mapping_step_edit_and_delete_in_the_page(running_app, tmp_path) -> None:
     qa = tmp_path / "qa.csv"
@@ -118,3 +124,15 @@ def test_problem_rows_are_listed_in_the_page(running_app, tmp_path) -> None:
         expect(problems).to_contain_text("output is empty")
         expect(problems).to_contain_text("output")
         expect(page.get_by_role("button", name="Import 1 seed")).to_be_enabled()
+
+
+def test_example_seeds_for_a_newcomer(running_app) -> None:
+    with browser_page() as page:
+        page.goto(running_app.url)
+        page.get_by_label("New project name").fill("First try")
+        page.get_by_role("button", name="Create project").click()
+        expect(page.locator("#seed-count")).to_contain_text("0 seeds")
+        page.locator("#use-example").click()
+        expect(page.locator("#import-summary")).to_contain_text("support_replies.jsonl: 16 rows read")
+        page.get_by_role("button", name="Import 16 seeds").click()
+        expect(page.locator("#seed-count")).to_contain_text("16 seeds")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -25,6 +27,7 @@ SEED_COLUMNS = ["id", "format", "prompt / input", "response / label", "source"]
 PREVIEW_COLUMNS = ["row", "status", "prompt", "response", "problems"]
 PROBLEM_COLUMNS = ["row", "column", "severity", "what is wrong"]
 FILE_TYPES = [".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet"]
+EXAMPLE_SEEDS = Path(__file__).resolve().parents[2] / "assets" / "examples" / "support_replies.jsonl"
 
 
 @dataclass
@@ -125,6 +128,8 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
                          scale=2)
         with gr.Column(scale=3):
             summary = gr.Markdown(texts.NOTHING_UPLOADED, elem_id="import-summary")
+            example = gr.Button(texts.EXAMPLE_BUTTON, size="sm", variant="secondary", elem_id="use-example",
+                                visible=EXAMPLE_SEEDS.exists())
             with gr.Accordion(texts.HUB_ACCORDION, open=False), gr.Row(equal_height=True):
                 hub_id = gr.Textbox(label=texts.HUB_ID, placeholder=texts.HUB_ID_PLACEHOLDER, scale=3)
                 hub_split = gr.Textbox(label=texts.HUB_SPLIT, value="train", scale=1)
@@ -199,32 +204,31 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
         with ws.read() as conn:
             return existing_keys(conn, pid)
 
-    def on_upload(pid: int | None, path: str | None) -> list:
-        if not path:
-            return _preview_outputs(None, None)
-        from pathlib import Path
-
+    def show_table(pid: int | None, load: Callable[[], RawTable]) -> list:
+        """Read a source and preview it; a source that cannot be read says why, in place of the preview."""
         try:
-            table = read_table(path, display_name=Path(path).name, max_bytes=ws.settings.max_upload_bytes)
+            table = load()
         except StudioError as exc:
             gr.Warning(str(exc), duration=None)
             out = _preview_outputs(None, None)
             out[1] = f"❌ {exc}"
             return out
         return _preview_outputs(build_preview(table, known_keys=_known(pid)), table)
+
+    def on_upload(pid: int | None, path: str | None) -> list:
+        if not path:
+            return _preview_outputs(None, None)
+        return show_table(pid, lambda: read_table(path, display_name=Path(path).name,
+                                                  max_bytes=ws.settings.max_upload_bytes))
+
+    def on_example(pid: int | None) -> list:
+        return show_table(pid, lambda: read_table(EXAMPLE_SEEDS, max_bytes=ws.settings.max_upload_bytes))
 
     def on_hub(pid: int | None, repo: str, split: str) -> list:
         from studio.data.hub_source import read_hub_dataset
 
-        try:
-            table = read_hub_dataset(repo.strip(), split=(split or "train").strip(),
-                                     max_bytes=ws.settings.max_upload_bytes)
-        except StudioError as exc:
-            gr.Warning(str(exc), duration=None)
-            out = _preview_outputs(None, None)
-            out[1] = f"❌ {exc}"
-            return out
-        return _preview_outputs(build_preview(table, known_keys=_known(pid)), table)
+        return show_table(pid, lambda: read_hub_dataset(repo.strip(), split=(split or "train").strip(),
+                                                        max_bytes=ws.settings.max_upload_bytes))
 
     def on_remap(pid: int | None, table: RawTable | None, fmt_value: str | None, *maps: str) -> list:
         if table is None:
@@ -304,6 +308,7 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
 
     upload.upload(on_upload, inputs=[current, upload], outputs=preview_outputs, api_name=False)
     upload.clear(lambda: _preview_outputs(None, None), outputs=preview_outputs, api_name=False)
+    example.click(on_example, inputs=[current], outputs=preview_outputs, api_name=False)
     hub_load.click(on_hub, inputs=[current, hub_id, hub_split], outputs=preview_outputs, api_name=False)
     hub_id.submit(on_hub, inputs=[current, hub_id, hub_split], outputs=preview_outputs, api_name=False)
     fmt.input(on_format, inputs=[current, table_state, fmt], outputs=preview_outputs, api_name=False)

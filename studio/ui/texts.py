@@ -32,6 +32,7 @@ SEEDS_HELP = ("Gold-standard examples written by people: CSV, TSV, JSON, JSONL o
               "layouts: instruction/input/output, prompt/completion, chat `messages`, text + label, "
               "tokens + tags (NER).")
 UPLOAD_LABEL = "Seed file"
+EXAMPLE_BUTTON = "No seeds yet? Try the team's example seeds (customer-support replies)"
 HUB_ACCORDION = "…or import a dataset from the Hugging Face Hub"
 HUB_ID = "Hub dataset id"
 HUB_ID_PLACEHOLDER = "owner/name, e.g. tatsu-lab/alpaca"
