@@ -14,14 +14,19 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
+def open_new_project(page, url: str, name: str) -> None:
+    """Open the studio, create a project from the project bar and wait until the tab has loaded it."""
+    page.goto(url)
+    page.get_by_label("New project name").fill(name)
+    page.get_by_role("button", name="Create project").click()
+    expect(page.locator("#seed-count")).to_contain_text("0 seeds")
+
+
 def test_upload_preview_import_and_reload(running_app, shared_seeds, tmp_path) -> None:
     with browser_page() as page:
-        page.goto(running_app.url)
+        open_new_project(page, running_app.url, "Self-Instruct seeds")
         expect(page.get_by_text("Start here:")).to_be_visible()
-        page.get_by_label("New project name").fill("Self-Instruct seeds")
-        page.get_by_role("button", name="Create project").click()
         expect(page.locator("#project-picker input")).to_have_value("Self-Instruct seeds  ·  0 seeds")
-        expect(page.locator("#seed-count")).to_contain_text("0 seeds")  # the tab has loaded the new project
 
         page.locator("#task-description textarea").press_sequentially("better at coding", delay=10)
         expect(page.locator("#task-advice")).to_contain_text("Too vague")
@@ -52,11 +57,8 @@ def test_bad_upload_shows_the_message_in_the_page(running_app, tmp_path) -> None
     bad = tmp_path / "latin1.csv"
     bad.write_bytes("instruction,output\nCaf\xe9,x\n".encode("latin-1"))
     with browser_page() as page:
-        page.goto(running_app.url)
-        page.get_by_label("New project name").fill("Bad uploads")
-        page.get_by_role("button", name="Create project").click()
+        open_new_project(page, running_app.url, "Bad uploads")
         expect(page.locator("#project-picker input")).to_have_value("Bad uploads  ·  0 seeds")
-        expect(page.locator("#seed-count")).to_contain_text("0 seeds")
         page.locator("#seed-upload input[type=file]").set_input_files(str(bad))
         expect(page.locator("#import-summary")).to_contain_text("latin1.csv is not UTF-8 text: line 2")
         expect(page.locator("#import-seeds")).to_be_disabled()
@@ -72,10 +74,7 @@ def test_mapping_step_edit_and_delete_in_the_page(running_app, tmp_path) -> None
     qa = tmp_path / "qa.csv"
     qa.write_text("question,answer\nWhy is the sky blue?,Rayleigh scattering.\nName a prime,7\n")
     with browser_page() as page:
-        page.goto(running_app.url)
-        page.get_by_label("New project name").fill("Mapping")
-        page.get_by_role("button", name="Create project").click()
-        expect(page.locator("#seed-count")).to_contain_text("0 seeds")
+        open_new_project(page, running_app.url, "Mapping")
 
         page.locator("#seed-upload input[type=file]").set_input_files(str(qa))
         # Columns that only resemble a format: the mapping step opens with the guess filled in.
@@ -115,10 +114,7 @@ def test_problem_rows_are_listed_in_the_page(running_app, tmp_path) -> None:
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text('{"instruction": "Say hi", "output": "Hello"}\n{"instruction": "Say bye", "output": ""}\n')
     with browser_page() as page:
-        page.goto(running_app.url)
-        page.get_by_label("New project name").fill("Problems")
-        page.get_by_role("button", name="Create project").click()
-        expect(page.locator("#seed-count")).to_contain_text("0 seeds")
+        open_new_project(page, running_app.url, "Problems")
         page.locator("#seed-upload input[type=file]").set_input_files(str(mixed))
         problems = page.locator("#seed-problems")
         expect(problems).to_contain_text("output is empty")
@@ -128,10 +124,7 @@ def test_problem_rows_are_listed_in_the_page(running_app, tmp_path) -> None:
 
 def test_example_seeds_for_a_newcomer(running_app) -> None:
     with browser_page() as page:
-        page.goto(running_app.url)
-        page.get_by_label("New project name").fill("First try")
-        page.get_by_role("button", name="Create project").click()
-        expect(page.locator("#seed-count")).to_contain_text("0 seeds")
+        open_new_project(page, running_app.url, "First try")
         page.locator("#use-example").click()
         expect(page.locator("#import-summary")).to_contain_text("support_replies.jsonl: 16 rows read")
         page.get_by_role("button", name="Import 16 seeds").click()
