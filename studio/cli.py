@@ -5,15 +5,15 @@ Errors a user can cause print the same plain message the UI shows and exit with 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli_generate import register as register_generation_commands
 from studio.errors import MappingError, StudioError
 
 app = typer.Typer(help="Seed Studio: from gold seed examples to a fine-tuned model.", no_args_is_help=True,
@@ -24,29 +24,7 @@ models_app = typer.Typer(help="Models the studio can use.", no_args_is_help=True
 app.add_typer(project_app, name="project")
 app.add_typer(seeds_app, name="seeds")
 app.add_typer(models_app, name="models")
-
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Workspace folder (default: $STUDIO_HOME "
-                                                                 "or ./studio_home).", envvar="STUDIO_HOME")]
-ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Project name or id (default: the "
-                                                                            "one picked with `project use`).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _workspace(home: Path | None):
-    from studio.workspace import Workspace
-
-    return Workspace.open(home)
-
-
-def _project(ws, name_or_id: str | None):
-    from studio.workspace.projects import cli_current_project, find_project
-
-    return find_project(ws, name_or_id) if name_or_id else cli_current_project(ws)
-
-
-def _print_json(obj: object) -> None:
-    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
-
+register_generation_commands(app)
 
 @app.command("app")
 def run_app(
@@ -79,7 +57,7 @@ def project_create(
     from studio.task_advice import advise
     from studio.workspace.projects import create_project, use_project
 
-    ws = _workspace(home)
+    ws = open_workspace(home)
     p = create_project(ws, name, task_description=task, base_model_ref=base or DEFAULT_BASE_MODEL,
                        teacher_ref=teacher or DEFAULT_TEACHER)
     use_project(ws, str(p.id))
@@ -94,11 +72,11 @@ def project_list(as_json: JsonOption = False, home: HomeOption = None) -> None:
     """List projects (the current one is marked with *)."""
     from studio.workspace.projects import CLI_CURRENT_PROJECT, list_projects
 
-    ws = _workspace(home)
+    ws = open_workspace(home)
     projects = list_projects(ws)
     current = ws.get_setting(CLI_CURRENT_PROJECT)
     if as_json:
-        _print_json([asdict(p) | {"current": str(p.id) == current} for p in projects])
+        print_json([asdict(p) | {"current": str(p.id) == current} for p in projects])
         return
     if not projects:
         typer.echo("No projects yet. Create one with: seed-studio project create NAME")
@@ -112,7 +90,7 @@ def project_use(name: str, home: HomeOption = None) -> None:
     """Make a project the current one for later commands."""
     from studio.workspace.projects import use_project
 
-    p = use_project(_workspace(home), name)
+    p = use_project(open_workspace(home), name)
     typer.echo(f"Current project: #{p.id} '{p.name}'.")
 
 
@@ -121,7 +99,7 @@ def project_rename(name: str, new_name: str, home: HomeOption = None) -> None:
     """Rename a project."""
     from studio.workspace.projects import find_project, rename_project
 
-    ws = _workspace(home)
+    ws = open_workspace(home)
     p = rename_project(ws, find_project(ws, name).id, new_name)
     typer.echo(f"Renamed to '{p.name}'.")
 
@@ -137,13 +115,18 @@ def project_set(
     """Change a project's task description, base model or teacher."""
     from studio.models.registry import resolve
     from studio.task_advice import advise
+    from studio.teachers.spec import parse_teacher
     from studio.workspace.projects import update_project
 
-    ws = _workspace(home)
-    p = _project(ws, project)
-    for ref in (base, teacher):
-        if ref:
-            resolve(ref, ws.models_dir)
+    ws = open_workspace(home)
+    p = pick_project(ws, project)
+    if base:
+        resolve(base, ws.models_dir)
+    if teacher:
+        spec = parse_teacher(teacher)
+        if spec.kind == "local" and not spec.ref.startswith("run:"):
+            resolve(spec.ref, ws.models_dir)
+        teacher = spec.label
     p = update_project(ws, p.id, task_description=task, base_model_ref=base, teacher_ref=teacher)
     typer.echo(f"Project '{p.name}': base={p.base_model_ref} teacher={p.teacher_ref}")
     if task is not None:
@@ -173,8 +156,8 @@ def seeds_import(
     from studio.data.importer import commit_import, preview_file, preview_hub
     from studio.workspace.projects import get_project
 
-    ws = _workspace(home)
-    p = _project(ws, project)
+    ws = open_workspace(home)
+    p = pick_project(ws, project)
     if fmt is not None and fmt not in {f.value for f in SeedFormat}:
         raise MappingError(f"--format '{fmt}' is not a seed format. Use one of: "
                            f"{', '.join(f.value for f in SeedFormat)}.")
@@ -217,18 +200,18 @@ def seeds_list(as_json: JsonOption = False, project: ProjectOption = None, home:
     from studio.data.formats import summary_text
     from studio.workspace.seeds import list_seeds
 
-    ws = _workspace(home)
-    p = _project(ws, project)
+    ws = open_workspace(home)
+    p = pick_project(ws, project)
     seeds = list_seeds(ws, p.id)
     if as_json:
-        _print_json([{"id": s.id, "format": s.format.value, "data": s.data, "meta": s.meta, "source": s.source,
+        print_json([{"id": s.id, "format": s.format.value, "data": s.data, "meta": s.meta, "source": s.source,
                       "source_row": s.source_row, "created_at": s.created_at, "updated_at": s.updated_at}
                      for s in seeds])
         return
     typer.echo(f"Project '{p.name}': {len(seeds)} seeds")
     for s in seeds:
         prompt, answer = summary_text(s.format, s.data)
-        typer.echo(f"#{s.id:<5} {_clip(prompt, 60):<60}  →  {_clip(answer, 40)}")
+        typer.echo(f"#{s.id:<5} {clip(prompt, 60):<60}  →  {clip(answer, 40)}")
 
 
 @seeds_app.command("delete")
@@ -236,15 +219,10 @@ def seeds_delete(ids: list[int], project: ProjectOption = None, home: HomeOption
     """Delete seeds by id."""
     from studio.workspace.seeds import delete_seeds
 
-    ws = _workspace(home)
-    p = _project(ws, project)
+    ws = open_workspace(home)
+    p = pick_project(ws, project)
     n = delete_seeds(ws, p.id, ids)
     typer.echo(f"Deleted {n} seeds from '{p.name}'.")
-
-
-def _clip(text: str, n: int) -> str:
-    one_line = " ".join(str(text).split())
-    return one_line if len(one_line) <= n else one_line[: n - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -255,10 +233,10 @@ def models_list(as_json: JsonOption = False, home: HomeOption = None) -> None:
     """Models available here, and whether each is ready (nothing is loaded)."""
     from studio.models.registry import list_models
 
-    ws = _workspace(home)
+    ws = open_workspace(home)
     models = list_models(ws.models_dir)
     if as_json:
-        _print_json([asdict(m) for m in models])
+        print_json([asdict(m) for m in models])
         return
     for m in models:
         typer.echo(f"{m.ref:<40} {m.role:<10} {m.status}")

@@ -36,3 +36,15 @@ class SeedError(StudioError):
 
 class ModelRefError(StudioError):
     """A model reference does not resolve to anything usable here."""
+
+
+class TeacherError(StudioError):
+    """A teacher cannot be reached, refuses, times out, or is misconfigured."""
+
+
+class TemplateError(StudioError):
+    """A prompt template has a syntax error or uses a variable the strategy does not provide."""
+
+
+class GenerationError(StudioError):
+    """A generation request cannot run as asked (bad count, strategy unfit for the seeds, no batch)."""

@@ -64,6 +64,27 @@ def converted_chat_model(models_dir: Path) -> Path:
     return ensure_converted_chat_model(models_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_chat_model(converted_chat_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama (about 1.3 M weights) with SmolLM2's tokenizer and chat template.
+
+    It writes gibberish, fast: the right model for plumbing tests (batching, padding, parse failures).
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-chat")
+    tokenizer = AutoTokenizer.from_pretrained(str(converted_chat_model))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
 def free_port() -> int:
     import socket
 

@@ -1,0 +1,1 @@
+"""Augmentation strategies: teacher prompts, parsing, classic perturbations, entity swap."""

@@ -1,0 +1,509 @@
+"""Generation batches: plan one (checked before anything is written), run it as a job, stop, resume, preview.
+
+Exactly-once rows across crashes: a batch is a sequence of numbered work units (see strategies.py).
+Each step runs a handful of units and writes their candidate rows, their `batch_unit` rows and the
+job's progress in ONE transaction. A kill -9 loses at most the step in flight, which was never
+committed; resume skips every unit that has a `batch_unit` row and re-runs the rest. The UNIQUE
+(batch_id, idx) constraint makes a double write impossible even if two processes raced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio import jobs
+from studio.augment.strategies import Example, Row, Strategy, StrategyOptions, get_strategy
+from studio.augment.templates import render
+from studio.data.formats import SeedFormat
+from studio.errors import GenerationError, StudioError, TeacherError
+from studio.teachers.base import GenerationParams, Teacher
+from studio.teachers.spec import TeacherSpec, build_teacher, describe_spec
+from studio.workspace import Workspace, utc_now
+from studio.workspace.projects import get_project
+from studio.workspace.seeds import list_seeds
+
+MAX_TARGET = 100_000
+PREVIEW_ROWS = 5
+JOB_KIND = "generate"
+
+
+@dataclass
+class BatchRequest:
+    """Everything a user chooses before starting a batch (the UI form, the CLI flags)."""
+
+    project_id: int
+    strategy: str
+    count: int
+    teacher: TeacherSpec | None = None
+    prompt_version_id: int | None = None
+    """None: the strategy's newest prompt version in this project."""
+    options: StrategyOptions = field(default_factory=StrategyOptions)
+    params: GenerationParams = field(default_factory=GenerationParams)
+    rng_seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    project_id: int
+    strategy: str
+    prompt_version_id: int | None
+    prompt_version: int | None
+    teacher: dict[str, Any]
+    params: dict[str, Any]
+    target_count: int
+    status: str
+    note: str
+    seed_ids: list[int]
+    created_at: str
+    job: jobs.Job | None
+    rows_ok: int
+    rows_failed: int
+
+    @property
+    def state(self) -> str:
+        """What a person should read: the job's status while there is one (running, interrupted…)."""
+        return self.job.status if self.job else self.status
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in jobs.RESUMABLE and self.rows_ok < self.target_count
+
+    @property
+    def options(self) -> StrategyOptions:
+        return StrategyOptions.from_dict(self.params.get("options"))
+
+    @property
+    def teacher_label(self) -> str:
+        if not self.teacher:
+            return "no teacher (offline)"
+        return TeacherSpec.from_dict(self.teacher).label
+
+
+@dataclass
+class PreviewRow:
+    row: Row
+    examples: list[Example]
+    unit_idx: int
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+def get_batch(ws: Workspace, batch_id: int) -> Batch:
+    jobs.reconcile(ws)
+    with ws.read() as conn:
+        r = conn.execute(
+            "SELECT b.*, pv.version AS pv_version, "
+            "(SELECT COUNT(*) FROM candidate c WHERE c.batch_id=b.id AND c.data IS NOT NULL) AS rows_ok, "
+            "(SELECT COUNT(*) FROM candidate c WHERE c.batch_id=b.id AND c.data IS NULL) AS rows_failed "
+            "FROM batch b LEFT JOIN prompt_version pv ON pv.id = b.prompt_version_id WHERE b.id=?",
+            (batch_id,)).fetchone()
+        job_row = conn.execute("SELECT * FROM job WHERE id=?", (r["job_id"],)).fetchone() if r and r["job_id"] else None
+    if r is None:
+        raise GenerationError(f"There is no batch {batch_id}. `seed-studio batches list` shows the batches.")
+    job = jobs._row(job_row) if job_row else None
+    return Batch(r["id"], r["project_id"], r["strategy"], r["prompt_version_id"], r["pv_version"],
+                 _loads(r["teacher"], {}), _loads(r["params"], {}), r["target_count"], r["status"], r["note"],
+                 _loads(r["seed_ids"], []), r["created_at"], job, r["rows_ok"], r["rows_failed"])
+
+
+def list_batches(ws: Workspace, project_id: int) -> list[Batch]:
+    with ws.read() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM batch WHERE project_id=? ORDER BY id DESC", (project_id,))]
+    return [get_batch(ws, i) for i in ids]
+
+
+# --- planning --------------------------------------------------------------------------------------
+
+
+def _check_count(count: Any) -> int:
+    try:
+        value = int(count)
+    except (TypeError, ValueError):
+        raise GenerationError(f"The number of rows must be a whole number (got {count!r}).") from None
+    if value < 1:
+        raise GenerationError("Ask for at least 1 row.")
+    if value > MAX_TARGET:
+        raise GenerationError(f"{value:,} rows is more than one batch can hold ({MAX_TARGET:,}). Generate in "
+                              "several batches, reviewing each: a bad prompt then wastes one batch, not all.")
+    return value
+
+
+def _check_params(params: GenerationParams) -> None:
+    if not 1 <= params.max_new_tokens <= 8192:
+        raise GenerationError(f"Max new tokens must be between 1 and 8,192 (got {params.max_new_tokens}).")
+    if not 0 <= params.temperature <= 2:
+        raise GenerationError(f"Temperature must be between 0 and 2 (got {params.temperature}).")
+    if not 0 < params.top_p <= 1:
+        raise GenerationError(f"Top-p must be above 0 and at most 1 (got {params.top_p}).")
+
+
+def human_examples(ws: Workspace, project_id: int, seed_ids: list[int] | None = None) -> list[Example]:
+    seeds = list_seeds(ws, project_id)
+    if seed_ids is not None:
+        wanted = set(seed_ids)
+        seeds = [s for s in seeds if s.id in wanted]
+    return [Example(s.id, s.format, s.data) for s in seeds]
+
+
+def accepted_synthetic(ws: Workspace, project_id: int, ids: list[int] | None = None) -> list[Example]:
+    """Synthetic rows whose latest review accepted them (few-shot may show them beside the seeds)."""
+    sql = ("SELECT c.id, c.format, c.data FROM candidate c JOIN batch b ON b.id=c.batch_id "
+           "WHERE b.project_id=? AND c.data IS NOT NULL AND (SELECT r.verdict FROM review r WHERE "
+           "r.candidate_id=c.id ORDER BY r.id DESC LIMIT 1) IN ('accept','accepted')")
+    with ws.read() as conn:
+        rows = conn.execute(sql, (project_id,)).fetchall()
+    out = [Example(r["id"], SeedFormat(r["format"]), json.loads(r["data"]), synthetic=True) for r in rows]
+    if ids is not None:
+        wanted = set(ids)
+        out = [e for e in out if e.ref in wanted]
+    return out
+
+
+@dataclass
+class _Plan:
+    strategy: Strategy
+    pool: list[Example]
+    synthetic: list[Example]
+    template: str
+    task: str
+    prompt_version_id: int | None
+    rng_seed: int
+
+
+def _prepare(ws: Workspace, req: BatchRequest, *, write: bool = True) -> _Plan:
+    """Every check a batch needs, before anything is written. write=False (preview) writes nothing at all."""
+    from studio.augment.prompt_versions import get_version, latest
+
+    project = get_project(ws, req.project_id)
+    strategy = get_strategy(req.strategy)
+    req.options.check()
+    _check_params(req.params)
+    examples = human_examples(ws, project.id)
+    strategy.check_seeds(examples, req.options)
+    pool = strategy.usable(examples, req.options)
+    if not pool:
+        raise GenerationError(f"None of this project's seeds suits {strategy.title}. {strategy.suggestion()}")
+    synthetic = accepted_synthetic(ws, project.id) if req.options.include_synthetic else []
+    rng_seed = req.rng_seed if req.rng_seed is not None else random.randrange(2**31)
+    template, version_id = "", None
+    if strategy.uses_teacher:
+        if req.teacher is None:
+            raise TeacherError(f"{strategy.title} needs a teacher model. Pick one (the embedded SmolLM2 works "
+                               "offline).")
+        if req.prompt_version_id is None:
+            version = latest(ws, project.id, strategy.name, create=write)
+        else:
+            version = get_version(ws, req.prompt_version_id)
+            if version.project_id != project.id or version.strategy != strategy.name:
+                raise GenerationError(f"Prompt version {version.id} belongs to {version.strategy} in another "
+                                      "project or strategy; pick one of this strategy's versions.")
+        template, version_id = version.template, version.id or None
+        first = strategy.unit_examples(0, pool, req.options, rng_seed, synthetic)
+        render(template, strategy.context(first, req.options, project.task_description))  # fails early
+    return _Plan(strategy, pool, synthetic, template, project.task_description, version_id, rng_seed)
+
+
+def plan_batch(ws: Workspace, req: BatchRequest, *, note: str = "") -> Batch:
+    """Check the request, then record the batch and its job (status: stopped until a worker claims it)."""
+    count = _check_count(req.count)
+    plan = _prepare(ws, req)
+    teacher = describe_spec(req.teacher) if (req.teacher and plan.strategy.uses_teacher) else {}
+    params = {"options": req.options.to_dict(), "generation": req.params.to_dict(), "rng_seed": plan.rng_seed,
+              "synthetic_ids": [e.ref for e in plan.synthetic]}
+    now = utc_now()
+    with ws.write() as conn:
+        cur = conn.execute(
+            "INSERT INTO batch(project_id, strategy, prompt_version_id, teacher, params, target_count, status, "
+            "seed_ids, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?)",
+            (req.project_id, plan.strategy.name, plan.prompt_version_id, json.dumps(teacher), json.dumps(params),
+             count, json.dumps([e.ref for e in plan.pool]), note, now, now))
+        batch_id = int(cur.lastrowid)
+        job_id = jobs.create(conn, kind=JOB_KIND, project_id=req.project_id, subject_id=batch_id, total=count,
+                             message="Planned; not started yet.")
+        conn.execute("UPDATE batch SET job_id=? WHERE id=?", (job_id, batch_id))
+    return get_batch(ws, batch_id)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+ProgressCallback = Callable[[jobs.Job], None]
+
+
+def run_batch(ws: Workspace, batch_id: int, *, api_key: str | None = None, teacher: Teacher | None = None,
+              on_progress: ProgressCallback | None = None) -> Batch:
+    """Run (or resume) a batch in this thread until it has its rows, is stopped, or fails.
+
+    A teacher failure ends the job as `failed` with the reason; the rows made so far stay, and the
+    batch can be resumed once the teacher is fixed. The error is also raised for the caller.
+    """
+    batch = get_batch(ws, batch_id)
+    if batch.job is None:
+        raise GenerationError(f"Batch {batch_id} was kept from a preview; it has nothing left to generate.")
+    if batch.rows_ok >= batch.target_count:
+        return batch
+    strategy = get_strategy(batch.strategy)
+    options = batch.options
+    gen = GenerationParams.from_dict(batch.params.get("generation", {}))
+    rng_seed = int(batch.params.get("rng_seed", 0))
+    pool = human_examples(ws, batch.project_id, batch.seed_ids)
+    order = {sid: i for i, sid in enumerate(batch.seed_ids)}
+    pool.sort(key=lambda e: order.get(e.ref, 0))  # the frozen order, so unit idx means the same after resume
+    synthetic = accepted_synthetic(ws, batch.project_id, batch.params.get("synthetic_ids") or [])
+    if not pool:
+        raise GenerationError(f"Every seed batch {batch_id} drew from has been deleted; start a new batch.")
+    template, task = "", get_project(ws, batch.project_id).task_description
+    if strategy.uses_teacher:
+        from studio.augment.prompt_versions import get_version
+
+        template = get_version(ws, batch.prompt_version_id).template  # type: ignore[arg-type]
+
+    with ws.read() as conn:
+        done_units = {r[0] for r in conn.execute("SELECT idx FROM batch_unit WHERE batch_id=?", (batch_id,))}
+    job_id = batch.job.id
+    if not jobs.claim(ws, job_id, done=batch.rows_ok, total=batch.target_count,
+                      message="Loading the teacher…" if strategy.uses_teacher else "Starting…"):
+        raise GenerationError(f"Batch {batch_id} is already running. Stop it first, or wait for it to finish.")
+    _set_status(ws, batch_id, "running")
+    rows_ok = batch.rows_ok
+    expected = max(1, strategy.expected_rows(options))
+    # Parse failures and duplicates make some units yield nothing: allow up to three times the units an
+    # ideal run would need, then end the batch short rather than loop forever on a teacher that fails.
+    max_units = math.ceil(batch.target_count / expected) * 3 + 5
+    try:
+        if strategy.uses_teacher and teacher is None:
+            spec = TeacherSpec.from_dict(batch.teacher)
+            teacher = build_teacher(ws, spec, api_key=api_key)
+        step = _step_size(strategy, batch.teacher)
+        next_idx = 0
+        while rows_ok < batch.target_count:
+            if jobs.stop_requested(ws, job_id):
+                jobs.finish(ws, job_id, "stopped", f"Stopped at {rows_ok} of {batch.target_count} rows. "
+                            "Resume to continue.", done=rows_ok)
+                _set_status(ws, batch_id, "stopped")
+                return get_batch(ws, batch_id)
+            needed_units = math.ceil((batch.target_count - rows_ok) / expected)
+            idxs: list[int] = []
+            while len(idxs) < min(step, needed_units) and next_idx < max_units:
+                if next_idx not in done_units:
+                    idxs.append(next_idx)
+                next_idx += 1
+            if not idxs:
+                message = (f"Finished short: {rows_ok} usable rows of {batch.target_count}; the teacher's answers "
+                           "often failed to parse. Look at the failed rows, then revise the prompt or the teacher.")
+                jobs.finish(ws, job_id, "done", message, done=rows_ok)
+                _set_status(ws, batch_id, "done")
+                return get_batch(ws, batch_id)
+            units = [(i, strategy.unit_examples(i, pool, options, rng_seed, synthetic)) for i in idxs]
+            results = _run_units(strategy, units, options, teacher, template, task, gen, rng_seed)
+            rows_ok = _store_units(ws, batch, results, gen, rows_ok, job_id)
+            done_units.update(idxs)
+            if on_progress:
+                on_progress(jobs.get(ws, job_id))
+        jobs.finish(ws, job_id, "done", f"Done: {rows_ok} rows.", done=rows_ok)
+        _set_status(ws, batch_id, "done")
+        return get_batch(ws, batch_id)
+    except StudioError as error:
+        jobs.finish(ws, job_id, "failed", f"{error} ({rows_ok} rows kept; resume when fixed.)", done=rows_ok)
+        _set_status(ws, batch_id, "failed")
+        raise
+    except BaseException as error:  # a bug or Ctrl-C: say so in the job, keep the rows
+        status = "stopped" if isinstance(error, KeyboardInterrupt) else "failed"
+        jobs.finish(ws, job_id, status, f"{type(error).__name__}: {error} ({rows_ok} rows kept; resume to "
+                    "continue.)", done=rows_ok)
+        _set_status(ws, batch_id, status)
+        raise
+    finally:
+        jobs.release(job_id)
+
+
+def _step_size(strategy: Strategy, teacher: dict[str, Any]) -> int:
+    """Units per committed step: one teacher batch (local) or a few rounds of parallel requests."""
+    if not strategy.uses_teacher:
+        return 8
+    spec = TeacherSpec.from_dict(teacher)
+    return spec.batch_size if spec.kind == "local" else spec.concurrency * 2
+
+
+def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], options: StrategyOptions,
+               teacher: Teacher | None, template: str, task: str, gen: GenerationParams,
+               rng_seed: int) -> list[tuple[int, list[Example], list[Row]]]:
+    if not strategy.uses_teacher:
+        return [(i, ex, strategy.run_offline(ex, options, _unit_seed(rng_seed, i))) for i, ex in units]
+    assert teacher is not None
+    conversations = [strategy.conversation(render(template, strategy.context(ex, options, task))) for _, ex in units]
+    # One sampling seed per step, derived from the batch seed and the first unit: reproducible, yet
+    # different for every step so the teacher does not repeat itself.
+    step_params = GenerationParams(gen.max_new_tokens, gen.temperature, gen.top_p,
+                                   _unit_seed(rng_seed if gen.seed is None else gen.seed, units[0][0]))
+    texts = teacher.generate(conversations, step_params)
+    out = []
+    for (i, ex), text in zip(units, texts, strict=True):
+        try:
+            rows = strategy.parse(text or "", ex, options)
+        except Exception as error:
+            from studio.augment.strategies import failed_row
+
+            rows = [failed_row(ex[0].format, text or "", f"Parser error: {error}")]
+        for row in rows:
+            row.raw_output = text or ""
+        out.append((i, ex, rows))
+    return out
+
+
+def _unit_seed(rng_seed: int, idx: int) -> int:
+    return (rng_seed * 1_000_003 + idx) % (2**31)
+
+
+def _store_units(ws: Workspace, batch: Batch, results: list[tuple[int, list[Example], list[Row]]],
+                 gen: GenerationParams, rows_ok: int, job_id: int) -> int:
+    """Write a step's rows, unit marks and progress together: all of it lands, or none of it."""
+    now = utc_now()
+    decoding = json.dumps(gen.to_dict()) if batch.teacher else "{}"
+    with ws.write() as conn:
+        for idx, examples, rows in results:
+            room = batch.target_count - rows_ok
+            kept_ok = 0
+            failed = 0
+            seed_ids = [e.ref for e in examples if not e.synthetic]
+            synthetic_ids = [e.ref for e in examples if e.synthetic]
+            for row in rows:
+                if row.usable:
+                    if kept_ok >= room:
+                        continue  # the batch has its rows; extra ones from the last unit are not needed
+                    kept_ok += 1
+                else:
+                    failed += 1
+                meta = dict(row.meta)
+                if synthetic_ids:
+                    meta["example_candidate_ids"] = synthetic_ids
+                conn.execute(
+                    "INSERT INTO candidate(batch_id, format, data, seed_ids, raw_output, parse_status, parse_error, "
+                    "decoding_params, meta, unit_idx, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (batch.id, str(row.format), json.dumps(row.data, ensure_ascii=False) if row.usable else None,
+                     json.dumps(seed_ids), row.raw_output, row.parse_status, row.parse_error, decoding,
+                     json.dumps(meta, ensure_ascii=False), idx, now))
+            rows_ok += kept_ok
+            conn.execute("INSERT INTO batch_unit(batch_id, idx, seed_ids, rows_ok, rows_failed, created_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (batch.id, idx, json.dumps(seed_ids), kept_ok, failed, now))
+        jobs.report(conn, job_id, done=rows_ok, message=f"Generating: {rows_ok} of {batch.target_count} rows.")
+    return rows_ok
+
+
+def _set_status(ws: Workspace, batch_id: int, status: str) -> None:
+    with ws.write() as conn:
+        conn.execute("UPDATE batch SET status=?, updated_at=? WHERE id=?", (status, utc_now(), batch_id))
+
+
+# --- background runs (the UI) ----------------------------------------------------------------------
+
+_threads: dict[int, threading.Thread] = {}
+_threads_lock = threading.Lock()
+
+
+def start_in_background(ws: Workspace, batch_id: int, *, api_key: str | None = None) -> None:
+    """Run the batch in a thread of this process; the UI follows it through the job row."""
+    with _threads_lock:
+        thread = _threads.get(batch_id)
+        if thread is not None and thread.is_alive():
+            raise GenerationError(f"Batch {batch_id} is already running.")
+        batch = get_batch(ws, batch_id)
+        if batch.job and batch.job.active:
+            raise GenerationError(f"Batch {batch_id} is already running in another process.")
+
+        def work() -> None:
+            try:
+                run_batch(ws, batch_id, api_key=api_key)
+            except StudioError:
+                pass  # recorded on the job row, which the UI shows
+            except Exception:
+                import logging
+
+                logging.getLogger(__name__).exception("batch %s failed", batch_id)
+
+        thread = threading.Thread(target=work, name=f"batch-{batch_id}", daemon=True)
+        _threads[batch_id] = thread
+        thread.start()
+
+
+def stop_batch(ws: Workspace, batch_id: int) -> Batch:
+    batch = get_batch(ws, batch_id)
+    if batch.job is not None:
+        jobs.request_stop(ws, batch.job.id)
+    return get_batch(ws, batch_id)
+
+
+def wait_for(batch_id: int, timeout: float | None = None) -> None:
+    """Join the background thread of a batch (tests, CLI)."""
+    with _threads_lock:
+        thread = _threads.get(batch_id)
+    if thread is not None:
+        thread.join(timeout)
+
+
+# --- preview ---------------------------------------------------------------------------------------
+
+
+def preview(ws: Workspace, req: BatchRequest, *, rows: int = PREVIEW_ROWS, api_key: str | None = None,
+            teacher: Teacher | None = None) -> list[PreviewRow]:
+    """Generate about `rows` rows in memory. Nothing is written."""
+    plan = _prepare(ws, req, write=False)
+    req.rng_seed = plan.rng_seed  # so rows kept from this preview record the seed that made them
+    strategy, options = plan.strategy, req.options
+    if strategy.uses_teacher and teacher is None:
+        assert req.teacher is not None
+        teacher = build_teacher(ws, req.teacher, api_key=api_key)
+    expected = max(1, strategy.expected_rows(options))
+    out: list[PreviewRow] = []
+    idx = 0
+    # At most three rounds, so a teacher whose answers never parse still returns its failures quickly.
+    for _ in range(3):
+        n_units = max(1, math.ceil((rows - sum(p.row.usable for p in out)) / expected))
+        units = [(i, strategy.unit_examples(i, plan.pool, options, plan.rng_seed, plan.synthetic))
+                 for i in range(idx, idx + n_units)]
+        idx += n_units
+        for i, ex, unit_rows in _run_units(strategy, units, options, teacher, plan.template, plan.task, req.params,
+                                           plan.rng_seed):
+            out.extend(PreviewRow(r, ex, i) for r in unit_rows)
+        if sum(p.row.usable for p in out) >= rows:
+            break
+    usable = [p for p in out if p.row.usable][:rows]
+    return usable + [p for p in out if not p.row.usable]
+
+
+def keep_preview(ws: Workspace, req: BatchRequest, rows: list[PreviewRow]) -> Batch:
+    """Store previewed rows as a finished batch of their own (with full provenance)."""
+    kept = [p for p in rows if p.row.usable]
+    if not kept:
+        raise GenerationError("There are no usable preview rows to keep. Generate a new preview first.")
+    plan = _prepare(ws, req)
+    teacher = describe_spec(req.teacher) if (req.teacher and plan.strategy.uses_teacher) else {}
+    params = {"options": req.options.to_dict(), "generation": req.params.to_dict(), "rng_seed": plan.rng_seed,
+              "preview": True}
+    now = utc_now()
+    decoding = json.dumps(req.params.to_dict()) if teacher else "{}"
+    with ws.write() as conn:
+        cur = conn.execute(
+            "INSERT INTO batch(project_id, strategy, prompt_version_id, teacher, params, target_count, status, "
+            "seed_ids, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'done', ?, 'kept from a preview', ?, ?)",
+            (req.project_id, plan.strategy.name, plan.prompt_version_id, json.dumps(teacher), json.dumps(params),
+             len(kept), json.dumps(sorted({e.ref for p in kept for e in p.examples if not e.synthetic})), now, now))
+        batch_id = int(cur.lastrowid)
+        for p in kept:
+            conn.execute(
+                "INSERT INTO candidate(batch_id, format, data, seed_ids, raw_output, parse_status, parse_error, "
+                "decoding_params, meta, unit_idx, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch_id, str(p.row.format), json.dumps(p.row.data, ensure_ascii=False),
+                 json.dumps([e.ref for e in p.examples if not e.synthetic]), p.row.raw_output, p.row.parse_status,
+                 p.row.parse_error, decoding, json.dumps(p.row.meta, ensure_ascii=False), p.unit_idx, now))
+    return get_batch(ws, batch_id)
+

@@ -1,0 +1,129 @@
+"""A scripted OpenAI-compatible chat server on loopback: a stand-in for a capable teacher LLM.
+
+Why it exists: no model that can run here reliably follows "answer with a JSON array" (the embedded
+SmolLM2-135M mostly does not), yet the batch machinery, parsing, provenance and resume logic must be
+checked against answers a good teacher writes. This server reads the studio's own prompt and answers
+the way a good model would, in the shapes real models use (fenced JSON, preambles, objects). Every
+answer is a pure function of the prompt, so a re-run unit gets the same rows: exactly what the
+resume tests need to prove "no duplicate, no lost row". The real teachers are tested elsewhere:
+tests/test_teacher_local.py (transformers), tests/test_teacher_endpoint.py (`transformers serve`),
+and the SmolLM2 integration test in tests/test_generation.py.
+
+Options: `delay` seconds per request (to kill a batch mid-way), `garbage_every` (every Nth request
+gets a prose answer that cannot be parsed), `fail_after` (HTTP 500 from request N on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PHRASINGS = ["Please help: {r}", "I need this done: {r}", "Quick question. {r}", "Could you do this for me? {r}",
+             "Task for you: {r}", "Hi! {r} Thanks.", "Can you help? {r}", "One more thing: {r}"]
+
+
+def answer(prompt: str) -> str:
+    """What a diligent teacher would write for a Seed Studio prompt."""
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
+    if m := re.search(r"in (\d+) different ways", prompt):
+        n = int(m.group(1))
+        request = re.search(r"^Request: (.*)$", prompt, re.M).group(1).strip()
+        items = [p.format(r=request) for p in PHRASINGS][:n]
+        return "Sure! Here are the rewrites:\n```json\n" + json.dumps(items, indent=1) + "\n```"
+    if "one clear, specific instruction" in prompt:
+        instruction = re.search(r"^Instruction: (.*)$", prompt, re.M).group(1).strip()
+        return f'Here is a clearer version:\n"{instruction} Answer in three short sentences for a general reader."'
+    if "keys are the style names" in prompt:
+        styles = re.findall(r"^- ([^:\n]+):", prompt, re.M)
+        request = re.search(r"^Request: (.*)$", prompt, re.M).group(1).strip()
+        return json.dumps({s: f"({s} answer, ref {digest}) Here is how to handle: {request}" for s in styles})
+    if m := re.search(r"Write (\d+) new examples", prompt):
+        n = int(m.group(1))
+        keys = re.search(r"with the keys (.*), and nothing else", prompt).group(1).split(", ")
+        labels = re.search(r"Use only these labels: (.*)\.", prompt)
+        rows = []
+        for i in range(n):
+            row = {}
+            for key in keys:
+                if key == "label" and labels:
+                    row[key] = labels.group(1).split(", ")[i % len(labels.group(1).split(", "))]
+                elif key == "input":
+                    row[key] = ""
+                else:
+                    row[key] = f"New {key} {digest}-{i}: a different case written in the same style."
+            rows.append(row)
+        return json.dumps(rows)
+    return "OK"
+
+
+class ScriptedLLM:
+    """`with ScriptedLLM() as llm:` serves http://127.0.0.1:PORT/v1; `llm.requests` counts the calls."""
+
+    def __init__(self, *, delay: float = 0.0, garbage_every: int = 0, fail_after: int | None = None,
+                 model: str = "scripted-teacher") -> None:
+        self.delay = delay
+        self.garbage_every = garbage_every
+        self.fail_after = fail_after
+        self.model = model
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedLLM:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: Any) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": owner.model, "object": "model"}]})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with owner._lock:
+                    owner.requests += 1
+                    number = owner.requests
+                if owner.delay:
+                    time.sleep(owner.delay)
+                if owner.fail_after is not None and number > owner.fail_after:
+                    self._send(500, {"error": "the model server crashed"})
+                    return
+                prompt = body["messages"][-1]["content"]
+                if owner.garbage_every and number % owner.garbage_every == 0:
+                    content = "I am sorry, but I would rather talk about the weather today"
+                else:
+                    content = answer(prompt)
+                self._send(200, {"id": f"c{number}", "object": "chat.completion", "created": 0, "model": owner.model,
+                                 "choices": [{"index": 0, "finish_reason": "stop",
+                                              "message": {"role": "assistant", "content": content}}],
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
