@@ -2,7 +2,8 @@
 
 The row is the truth for every client: the UI polls it, the CLI prints it, a reload replays it.
 
-Statuses: ``running`` -> ``stopping`` (stop asked; the worker finishes its current step) -> ``stopped``;
+Statuses: ``queued`` (planned, not claimed yet) -> ``running`` -> ``stopping`` (stop asked; the worker
+finishes its current step) -> ``stopped``;
 ``done``; ``failed`` (message says why); ``interrupted`` (the process died: kill -9, crash, reboot).
 Stopped, failed and interrupted jobs can be resumed by whoever owns the subject (a batch, a run).
 
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from studio.workspace import Workspace, utc_now
 
 ACTIVE = ("running", "stopping")
-RESUMABLE = ("stopped", "failed", "interrupted")
+RESUMABLE = ("queued", "stopped", "failed", "interrupted")
 
 # Jobs this process is working on right now. A row that says "running" with our pid but is not in
 # here belongs to an earlier process that had the same pid (pid reuse after a restart): it is dead.
@@ -106,12 +107,12 @@ def _row(r: sqlite3.Row) -> Job:
 
 def create(conn: sqlite3.Connection, *, kind: str, project_id: int | None, subject_id: int | None, total: int,
            message: str = "") -> int:
-    """Insert a job row inside the caller's transaction (so it lands with its subject). Status: stopped
-    until a worker claims it with `claim`, which is what a never-started job is."""
+    """Insert a job row inside the caller's transaction (so it lands with its subject), status `queued`
+    until a worker claims it with `claim`."""
     now = utc_now()
     cur = conn.execute(
         "INSERT INTO job(project_id, kind, subject_id, status, total, message, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'stopped', ?, ?, ?, ?)", (project_id, kind, subject_id, total, message, now, now))
+        "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)", (project_id, kind, subject_id, total, message, now, now))
     return int(cur.lastrowid)
 
 

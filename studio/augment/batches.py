@@ -246,34 +246,65 @@ def run_batch(ws: Workspace, batch_id: int, *, api_key: str | None = None, teach
     A teacher failure ends the job as `failed` with the reason; the rows made so far stay, and the
     batch can be resumed once the teacher is fixed. The error is also raised for the caller.
     """
+    run = _claim(ws, batch_id)
+    if run is None:
+        return get_batch(ws, batch_id)
+    return _execute(ws, run, api_key=api_key, teacher=teacher, on_progress=on_progress)
+
+
+@dataclass
+class _Run:
+    """A claimed batch with everything its units need, loaded before the work starts."""
+
+    batch: Batch
+    strategy: Strategy
+    options: StrategyOptions
+    gen: GenerationParams
+    rng_seed: int
+    pool: list[Example]
+    synthetic: list[Example]
+    template: str
+    task: str
+    done_units: set[int]
+    job_id: int
+
+
+def _claim(ws: Workspace, batch_id: int) -> _Run | None:
+    """Load the batch and mark its job running in this process; None when it already has its rows.
+    Every problem that stops a batch from starting is raised here, to the caller who asked."""
     batch = get_batch(ws, batch_id)
     if batch.job is None:
         raise GenerationError(f"Batch {batch_id} was kept from a preview; it has nothing left to generate.")
     if batch.rows_ok >= batch.target_count:
-        return batch
+        return None
     strategy = get_strategy(batch.strategy)
-    options = batch.options
-    gen = GenerationParams.from_dict(batch.params.get("generation", {}))
-    rng_seed = int(batch.params.get("rng_seed", 0))
     pool = human_examples(ws, batch.project_id, batch.seed_ids)
     order = {sid: i for i, sid in enumerate(batch.seed_ids)}
     pool.sort(key=lambda e: order.get(e.ref, 0))  # the frozen order, so unit idx means the same after resume
-    synthetic = accepted_synthetic(ws, batch.project_id, batch.params.get("synthetic_ids") or [])
     if not pool:
         raise GenerationError(f"Every seed batch {batch_id} drew from has been deleted; start a new batch.")
-    template, task = "", get_project(ws, batch.project_id).task_description
+    synthetic = accepted_synthetic(ws, batch.project_id, batch.params.get("synthetic_ids") or [])
+    template = ""
     if strategy.uses_teacher:
         from studio.augment.prompt_versions import get_version
 
         template = get_version(ws, batch.prompt_version_id).template  # type: ignore[arg-type]
-
     with ws.read() as conn:
         done_units = {r[0] for r in conn.execute("SELECT idx FROM batch_unit WHERE batch_id=?", (batch_id,))}
-    job_id = batch.job.id
-    if not jobs.claim(ws, job_id, done=batch.rows_ok, total=batch.target_count,
+    if not jobs.claim(ws, batch.job.id, done=batch.rows_ok, total=batch.target_count,
                       message="Loading the teacher…" if strategy.uses_teacher else "Starting…"):
         raise GenerationError(f"Batch {batch_id} is already running. Stop it first, or wait for it to finish.")
     _set_status(ws, batch_id, "running")
+    return _Run(batch, strategy, batch.options, GenerationParams.from_dict(batch.params.get("generation", {})),
+                int(batch.params.get("rng_seed", 0)), pool, synthetic, template,
+                get_project(ws, batch.project_id).task_description, done_units, batch.job.id)
+
+
+def _execute(ws: Workspace, run: _Run, *, api_key: str | None = None, teacher: Teacher | None = None,
+             on_progress: ProgressCallback | None = None) -> Batch:
+    batch, strategy, options, job_id = run.batch, run.strategy, run.options, run.job_id
+    batch_id, done_units, pool, synthetic, rng_seed = batch.id, run.done_units, run.pool, run.synthetic, run.rng_seed
+    template, task, gen = run.template, run.task, run.gen
     rows_ok = batch.rows_ok
     expected = max(1, strategy.expected_rows(options))
     # Parse failures and duplicates make some units yield nothing: allow up to three times the units an
@@ -411,21 +442,22 @@ _threads_lock = threading.Lock()
 
 
 def start_in_background(ws: Workspace, batch_id: int, *, api_key: str | None = None) -> None:
-    """Run the batch in a thread of this process; the UI follows it through the job row."""
+    """Claim the batch here (so a problem is raised to the caller and the job shows `running` at once),
+    then run it in a thread of this process; the UI follows it through the job row."""
     with _threads_lock:
         thread = _threads.get(batch_id)
         if thread is not None and thread.is_alive():
             raise GenerationError(f"Batch {batch_id} is already running.")
-        batch = get_batch(ws, batch_id)
-        if batch.job and batch.job.active:
-            raise GenerationError(f"Batch {batch_id} is already running in another process.")
+        run = _claim(ws, batch_id)
+        if run is None:
+            return
 
         def work() -> None:
             try:
-                run_batch(ws, batch_id, api_key=api_key)
+                _execute(ws, run, api_key=api_key)
             except StudioError:
                 pass  # recorded on the job row, which the UI shows
-            except Exception:
+            except Exception:  # recorded on the job row by _execute; the traceback goes to the log
                 import logging
 
                 logging.getLogger(__name__).exception("batch %s failed", batch_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import api, models_panel, project_bar, task_seeds, texts
+from studio.ui import api, generate, models_panel, project_bar, task_seeds, texts
 from studio.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -27,17 +27,24 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# 🌱 {texts.TITLE}\n{texts.TAGLINE}\n\n{texts.FIRST_STEP}", elem_id="studio-intro")
         bar = project_bar.build(ws)
-        with gr.Tabs(), gr.Tab(texts.TASK_TAB, id="task-seeds"):
-            seeds_tab = task_seeds.build(ws, bar.current)
+        with gr.Tabs():
+            with gr.Tab(texts.TASK_TAB, id="task-seeds"):
+                seeds_tab = task_seeds.build(ws, bar.current)
+            with gr.Tab(texts.GENERATE_TAB, id="generate"):
+                generate_tab = generate.build(ws, bar.current)
         models_panel.build(ws, demo)
         api.register(ws)
-        project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs)])
+        project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs),
+                                         (generate_tab.refresh, generate_tab.refresh_outputs)])
     return demo
 
 
 def launch(host: str | None = None, port: int | None = None) -> None:
     """Open the workspace, build the page and serve it (blocks). No model is loaded here."""
     ws = Workspace.open()
+    from studio import jobs
+
+    jobs.reconcile(ws)  # jobs left "running" by a killed studio become "interrupted", ready to resume
     demo = build_app(ws)
     # None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860).
     demo.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, **launch_kwargs(ws))
