@@ -55,6 +55,8 @@ def test_preview_keep_and_run_a_batch_from_the_generate_tab(running_app, tmp_pat
         expect(progress).to_contain_text("12 / 12 rows")
         rows = page.locator("#gen-rows")
         expect(rows).to_contain_text("New instruction")
+        page.wait_for_timeout(1000)  # let the progress bar finish its transition
+        page.evaluate("document.querySelectorAll('.toast-wrap').forEach(e => e.remove())")  # cosmetic: no toasts
         page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 
         # Every row knows where it came from.
