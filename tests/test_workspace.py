@@ -21,8 +21,8 @@ def test_database_is_wal_with_foreign_keys_and_migrated(ws: Workspace) -> None:
     # The entities of the design: this plus room for the later stages.
     assert {"project", "seed", "seed_import", "prompt_version", "batch", "candidate", "filter_result", "review",
             "dataset_version", "run", "run_metric", "eval", "vote", "publication", "job", "setting"} <= tables
-    for area in ("models", "runs", "exports"):
-        assert (ws.home / area).is_dir()
+    for area in (ws.models_dir, ws.runs_dir, ws.exports_dir):  # models may live elsewhere: SEED_STUDIO_MODELS_DIR
+        assert area.is_dir()
 
 
 def test_reopening_does_not_reapply_migrations(ws: Workspace) -> None:
@@ -80,6 +80,7 @@ def test_deleting_a_project_cascades_to_its_seeds(ws: Workspace, shared_seeds) -
 def test_settings_come_from_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("SEED_STUDIO_MAX_UPLOAD_MB", "2")
+    monkeypatch.delenv("SEED_STUDIO_MODELS_DIR", raising=False)
     s = load_settings()
     assert s.home == (tmp_path / "elsewhere").resolve()
     assert s.max_upload_bytes == 2 * 1024 * 1024
