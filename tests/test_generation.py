@@ -76,7 +76,7 @@ def test_teacher_strategy_fills_a_batch_with_provenance(ws: Workspace, pid: int,
         assert info["project_id"] == pid and info["batch_id"] == b.id and info["strategy"] == strategy
         assert info["seed_ids"] and info["prompt_version_id"] == done.prompt_version_id and info["prompt_version"] == 1
         assert info["teacher"]["kind"] == "endpoint" and info["teacher"]["model"] == llm.model
-        assert info["teacher"]["base_url"] == llm.url
+        assert info["teacher"]["base_url"] == llm.url and info["teacher"]["served"]["model"] == llm.model
         assert info["decoding_params"]["temperature"] == 0.7 and info["decoding_params"]["max_new_tokens"] == 128
         assert info["raw_output"] and info["parse_status"] in ("ok", "partial") and info["created_at"]
     # The rows are new text built on the seeds they name, never a copy of a seed.

@@ -316,6 +316,7 @@ def _execute(ws: Workspace, run: _Run, *, api_key: str | None = None, teacher: T
             teacher = build_teacher(ws, spec, api_key=api_key)
         step = _step_size(strategy, batch.teacher)
         next_idx = 0
+        recorded_teacher = False
         while rows_ok < batch.target_count:
             if jobs.stop_requested(ws, job_id):
                 jobs.finish(ws, job_id, "stopped", f"Stopped at {rows_ok} of {batch.target_count} rows. "
@@ -336,6 +337,9 @@ def _execute(ws: Workspace, run: _Run, *, api_key: str | None = None, teacher: T
                 return get_batch(ws, batch_id)
             units = [(i, strategy.unit_examples(i, pool, options, rng_seed, synthetic)) for i in idxs]
             results = _run_units(strategy, units, options, teacher, template, task, gen, rng_seed)
+            if teacher is not None and not recorded_teacher:
+                batch = _record_served_teacher(ws, batch, teacher)
+                recorded_teacher = True
             rows_ok = _store_units(ws, batch, results, gen, rows_ok, job_id)
             done_units.update(idxs)
             if on_progress:
@@ -355,6 +359,21 @@ def _execute(ws: Workspace, run: _Run, *, api_key: str | None = None, teacher: T
         raise
     finally:
         jobs.release(job_id)
+
+
+def _record_served_teacher(ws: Workspace, batch: Batch, teacher: Teacher) -> Batch:
+    """Add what the teacher says about itself once it has answered (the model an endpoint actually
+    serves when none was named, the device a local model runs on) to the batch's teacher record."""
+    served = {k: v for k, v in teacher.describe().items() if isinstance(v, str | int | float | bool)}
+    served.pop("base_url", None)  # the spec has the public URL already
+    record = {**batch.teacher, "served": served}
+    if record == batch.teacher:
+        return batch
+    with ws.write() as conn:
+        conn.execute("UPDATE batch SET teacher=?, updated_at=? WHERE id=?", (json.dumps(record), utc_now(), batch.id))
+    from dataclasses import replace
+
+    return replace(batch, teacher=record)
 
 
 def _step_size(strategy: Strategy, teacher: dict[str, Any]) -> int:
