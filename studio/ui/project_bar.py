@@ -106,6 +106,9 @@ def wire(ws: Workspace, bar: ProjectBar, demo: gr.Blocks, refreshers: list[tuple
         for fn, outputs in refreshers:
             event = event.then(fn, inputs=[bar.current], outputs=outputs, show_progress="hidden")
 
+    # Seed counts in the labels change on other tabs: fresh labels whenever the list is opened.
+    bar.picker.focus(lambda: gr.update(choices=_choices(ws)), None, bar.picker, api_name=False,
+                     show_progress="hidden")
     chain(demo.load(on_load, inputs=[bar.remembered], outputs=bar_outputs, api_name=False))
     chain(bar.picker.input(on_pick, inputs=[bar.picker], outputs=bar_outputs, api_name=False))
     chain(bar.create.click(on_create, inputs=[bar.new_name], outputs=[*bar_outputs, bar.new_name],
