@@ -207,8 +207,9 @@ def _preallocated_cache(model: Any, length: int) -> Any | None:
     """A StaticCache sized for exactly this chunk, or None where the model cannot use one.
 
     The default DynamicCache concatenates every layer's keys and values onto a new tensor at each
-    step; with 16 rows on CPU that copying was about a quarter of the decoding time. A static cache
-    writes in place. It is built here rather than asked for with cache_implementation="static", which
+    step; profiling a 16-row chunk of SmolLM2 on CPU put that copying at about a fifth of the CPU time.
+    A static cache writes in place (bench/generation.py: batched about 6% faster, one-at-a-time
+    unchanged, same outputs). It is built here rather than asked for with cache_implementation="static", which
     sizes every later cache to the longest call ever made on the (shared, cached) model.
     """
     supports_cache = getattr(model, "_supports_default_dynamic_cache", None)
