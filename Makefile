@@ -41,6 +41,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/generation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
