@@ -8,7 +8,6 @@ browser tab shows the same state. The API key typed here stays in the browser se
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -24,6 +23,7 @@ from studio.models.registry import DEFAULT_TEACHER, list_models
 from studio.teachers.base import GenerationParams
 from studio.teachers.spec import finished_runs, parse_teacher, try_teacher
 from studio.ui import texts
+from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project, update_project
 
@@ -33,22 +33,6 @@ PREVIEW_COLUMNS = ["status", "prompt / input", "response / label", "note", "seed
 POLL_SECONDS = 1.0
 DEFAULT_STRATEGY = "few-shot"
 COMMON_LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "ja_JP", "zh_CN"]
-
-
-@dataclass
-class GenerateTab:
-    refresh: Any
-    refresh_outputs: list[gr.components.Component]
-
-
-def _fail(exc: StudioError) -> gr.Error:
-    return gr.Error(str(exc), duration=None)
-
-
-def _require(pid: int | None) -> int:
-    if pid is None:
-        raise gr.Error("Create or pick a project first (top of the page).")
-    return int(pid)
 
 
 def _teacher_choices(ws: Workspace, pid: int | None, *current: str) -> list[tuple[str, str]]:
@@ -152,7 +136,7 @@ def gr_escape(text: str) -> str:
     return html.escape(text or "")
 
 
-def build(ws: Workspace, current: gr.State) -> GenerateTab:
+def build(ws: Workspace, current: gr.State) -> TabHandle:
     selected_batch = gr.State(None)
     preview_state = gr.State(None)  # (BatchRequest, [PreviewRow]) until kept or discarded: never saved
     api_key = gr.State("")  # session only; never written anywhere
@@ -359,39 +343,39 @@ def build(ws: Workspace, current: gr.State) -> GenerateTab:
         return get_version(ws, int(version_id)).template
 
     def on_save_prompt(pid: int | None, strat_name: str, source: str, note: str, version_id: int | None) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         try:
             v = save_version(ws, pid, strat_name, source or "", note=note or "",
                              parent_id=int(version_id) if version_id else None)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         gr.Info(f"Saved prompt {v.label}.")
         return [*prompt_updates(pid, strat_name, v.id), ""]
 
     def on_reset_prompt(pid: int | None, strat_name: str) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         v = reset_to_default(ws, pid, strat_name)
         return [*prompt_updates(pid, strat_name, v.id), ""]
 
     def on_preview(pid: int | None, key: str, version_id: Any, *values: Any) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         try:
             req = make_request(pid, batches.PREVIEW_ROWS, version_id, *values)
             rows = batches.preview(ws, req, api_key=key or None)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         return [(req, rows), gr.update(visible=True), preview_frame(rows),
                 gr.update(interactive=any(r.row.usable for r in rows))]
 
     def on_keep(pid: int | None, state: Any) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         if not state:
             raise gr.Error("There is no preview to keep. Press Preview first.")
         req, rows = state
         try:
             b = batches.keep_preview(ws, req, rows)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         gr.Info(f"Kept {b.rows_ok} rows as batch #{b.id}.")
         return [None, gr.update(visible=False), b.id, *batch_view(pid, b.id)]
 
@@ -399,13 +383,13 @@ def build(ws: Workspace, current: gr.State) -> GenerateTab:
         return [None, gr.update(visible=False)]
 
     def on_start(pid: int | None, key: str, count_value: Any, version_id: Any, *values: Any) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         try:
             req = make_request(pid, count_value, version_id, *values)
             b = batches.plan_batch(ws, req)
             batches.start_in_background(ws, b.id, api_key=key or None)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         return [b.id, *batch_view(pid, b.id)]
 
     def on_stop(pid: int | None, batch_id: int | None) -> list:
@@ -419,7 +403,7 @@ def build(ws: Workspace, current: gr.State) -> GenerateTab:
         try:
             batches.start_in_background(ws, batch_id, api_key=key or None)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         return batch_view(pid, batch_id)
 
     def on_select(pid: int | None, frame: pd.DataFrame, evt: gr.SelectData) -> list:
@@ -460,7 +444,7 @@ def build(ws: Workspace, current: gr.State) -> GenerateTab:
     batches_table.select(on_select, [current, batches_table], [selected_batch, *view_outputs])
     timer.tick(batch_view, [current, selected_batch], view_outputs)
 
-    return GenerateTab(refresh, refresh_outputs)
+    return TabHandle(refresh, refresh_outputs)
 
 
 def candidate_json(ws: Workspace, candidate_id: int) -> str:

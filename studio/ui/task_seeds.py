@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -17,6 +15,7 @@ from studio.errors import StudioError
 from studio.models.registry import list_models, resolve
 from studio.task_advice import advice_markdown
 from studio.ui import texts
+from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project, update_project
 from studio.workspace.seeds import delete_seeds, existing_keys, get_seed, list_seeds, update_seed
@@ -28,22 +27,6 @@ PREVIEW_COLUMNS = ["row", "status", "prompt", "response", "problems"]
 PROBLEM_COLUMNS = ["row", "column", "severity", "what is wrong"]
 FILE_TYPES = [".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet"]
 EXAMPLE_SEEDS = Path(__file__).resolve().parents[2] / "assets" / "examples" / "support_replies.jsonl"
-
-
-@dataclass
-class TaskSeedsTab:
-    refresh: Any
-    refresh_outputs: list[gr.components.Component]
-
-
-def _fail(exc: StudioError) -> gr.Error:
-    return gr.Error(str(exc), duration=None)
-
-
-def _require(pid: int | None) -> int:
-    if pid is None:
-        raise gr.Error("Create or pick a project first (top of the page).")
-    return int(pid)
 
 
 def _chat_model_choices(ws: Workspace, *current: str) -> list[str]:
@@ -106,7 +89,7 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
             gr.update(interactive=n > 0, value=f"Import {n} seed{'' if n == 1 else 's'}" if n else texts.IMPORT_BUTTON)]
 
 
-def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
+def build(ws: Workspace, current: gr.State) -> TabHandle:
     table_state = gr.State(None)  # the uploaded RawTable, kept only until imported (nothing saved yet)
 
     with gr.Row():
@@ -194,7 +177,7 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
         try:
             resolve(ref, ws.models_dir)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         update_project(ws, pid, **{which: ref})
         gr.Info(f"{'Base model' if which == 'base_model_ref' else 'Teacher'} set to {ref}.")
 
@@ -242,14 +225,14 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
         return _preview_outputs(build_preview(table, fmt=fmt_value or None, known_keys=_known(pid)), table)
 
     def on_import(pid: int | None, table: RawTable | None, fmt_value: str | None, *maps: str) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         if table is None:
             raise gr.Error("Upload a seed file first.")
         preview = remapped(pid, table, fmt_value, maps)
         try:
             result = commit_import(ws, pid, preview)
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         gr.Info(result.message(preview.source))
         p = get_project(ws, pid)
         return [*_preview_outputs(None, None), None, seeds_frame(ws, pid), _count_text(p.seed_count)]
@@ -280,18 +263,18 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
             return [*_editor_updates(None), gr.update()]
 
     def on_save(pid: int | None, seed_id: int | None, *values: str) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         if seed_id is None:
             raise gr.Error("Click a seed in the table first.")
         try:
             update_seed(ws, seed_id, dict(zip(ALL_FIELDS, values, strict=True)))
         except StudioError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         gr.Info(f"Seed #{seed_id} saved.")
         return [seeds_frame(ws, pid), *_editor_updates(seed_id)]
 
     def on_delete(pid: int | None, seed_id: int | None) -> list:
-        pid = _require(pid)
+        pid = require_project(pid)
         if seed_id is None:
             raise gr.Error("Click a seed in the table first.")
         n = delete_seeds(ws, pid, [seed_id])
@@ -324,4 +307,4 @@ def build(ws: Workspace, current: gr.State) -> TaskSeedsTab:
                  api_name=False)
 
     refresh_outputs = [task, advice, base, teacher, seeds, seed_count, *editor_outputs]
-    return TaskSeedsTab(refresh, refresh_outputs)
+    return TabHandle(refresh, refresh_outputs)
