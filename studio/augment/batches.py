@@ -14,7 +14,7 @@ import math
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from studio import jobs
@@ -371,8 +371,6 @@ def _record_served_teacher(ws: Workspace, batch: Batch, teacher: Teacher) -> Bat
         return batch
     with ws.write() as conn:
         conn.execute("UPDATE batch SET teacher=?, updated_at=? WHERE id=?", (json.dumps(record), utc_now(), batch.id))
-    from dataclasses import replace
-
     return replace(batch, teacher=record)
 
 
