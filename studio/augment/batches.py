@@ -423,7 +423,6 @@ def _store_units(ws: Workspace, batch: Batch, results: list[tuple[int, list[Exam
             kept_ok = 0
             failed = 0
             seed_ids = [e.ref for e in examples if not e.synthetic]
-            synthetic_ids = [e.ref for e in examples if e.synthetic]
             for row in rows:
                 if row.usable:
                     if kept_ok >= room:
@@ -431,20 +430,27 @@ def _store_units(ws: Workspace, batch: Batch, results: list[tuple[int, list[Exam
                     kept_ok += 1
                 else:
                     failed += 1
-                meta = dict(row.meta)
-                if synthetic_ids:
-                    meta["example_candidate_ids"] = synthetic_ids
-                conn.execute(
-                    "INSERT INTO candidate(batch_id, format, data, seed_ids, raw_output, parse_status, parse_error, "
-                    "decoding_params, meta, unit_idx, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (batch.id, str(row.format), json.dumps(row.data, ensure_ascii=False) if row.usable else None,
-                     json.dumps(seed_ids), row.raw_output, row.parse_status, row.parse_error, decoding,
-                     json.dumps(meta, ensure_ascii=False), idx, now))
+                _insert_candidate(conn, batch.id, row, examples, idx, decoding, now)
             rows_ok += kept_ok
             conn.execute("INSERT INTO batch_unit(batch_id, idx, seed_ids, rows_ok, rows_failed, created_at) "
                          "VALUES (?, ?, ?, ?, ?, ?)", (batch.id, idx, json.dumps(seed_ids), kept_ok, failed, now))
         jobs.report(conn, job_id, done=rows_ok, message=f"Generating: {rows_ok} of {batch.target_count} rows.")
     return rows_ok
+
+
+def _insert_candidate(conn: Any, batch_id: int, row: Row, examples: list[Example], unit_idx: int, decoding: str,
+                      now: str) -> None:
+    """One candidate row with its provenance: human seed ids, and the synthetic examples it was shown."""
+    meta = dict(row.meta)
+    synthetic_ids = [e.ref for e in examples if e.synthetic]
+    if synthetic_ids:
+        meta["example_candidate_ids"] = synthetic_ids
+    conn.execute(
+        "INSERT INTO candidate(batch_id, format, data, seed_ids, raw_output, parse_status, parse_error, "
+        "decoding_params, meta, unit_idx, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (batch_id, str(row.format), json.dumps(row.data, ensure_ascii=False) if row.usable else None,
+         json.dumps([e.ref for e in examples if not e.synthetic]), row.raw_output, row.parse_status, row.parse_error,
+         decoding, json.dumps(meta, ensure_ascii=False), unit_idx, now))
 
 
 def _set_status(ws: Workspace, batch_id: int, status: str) -> None:
@@ -548,11 +554,6 @@ def keep_preview(ws: Workspace, req: BatchRequest, rows: list[PreviewRow]) -> Ba
              len(kept), json.dumps(sorted({e.ref for p in kept for e in p.examples if not e.synthetic})), now, now))
         batch_id = int(cur.lastrowid)
         for p in kept:
-            conn.execute(
-                "INSERT INTO candidate(batch_id, format, data, seed_ids, raw_output, parse_status, parse_error, "
-                "decoding_params, meta, unit_idx, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (batch_id, str(p.row.format), json.dumps(p.row.data, ensure_ascii=False),
-                 json.dumps([e.ref for e in p.examples if not e.synthetic]), p.row.raw_output, p.row.parse_status,
-                 p.row.parse_error, decoding, json.dumps(p.row.meta, ensure_ascii=False), p.unit_idx, now))
+            _insert_candidate(conn, batch_id, p.row, p.examples, p.unit_idx, decoding, now)
     return get_batch(ws, batch_id)
 
