@@ -48,3 +48,15 @@ class TemplateError(StudioError):
 
 class GenerationError(StudioError):
     """A generation request cannot run as asked (bad count, strategy unfit for the seeds, no batch)."""
+
+
+class QualityError(StudioError):
+    """Filter settings, judge scoring or a diversity report cannot run as asked (bad threshold, no rows)."""
+
+
+class ReviewError(StudioError):
+    """A review action cannot be applied (no sample yet, unknown verdict or tag, invalid edit, bad gate setting)."""
+
+
+class DatasetVersionError(StudioError):
+    """A dataset version cannot be frozen or exported as asked (too few seeds, bad fractions, unknown version)."""

@@ -31,6 +31,8 @@ from studio.workspace.seeds import list_seeds
 MAX_TARGET = 100_000
 PREVIEW_ROWS = 5
 JOB_KIND = "generate"
+REVIEW_STATES = ("discarded", "selected")
+"""batch.status values the review gate writes (studio.review.gate); a generation job never sets them."""
 
 
 @dataclass
@@ -68,7 +70,10 @@ class Batch:
 
     @property
     def state(self) -> str:
-        """What a person should read: the job's status while there is one (running, interrupted…)."""
+        """What a person should read: the review outcome once there is one (discarded, selected), else
+        the job's status while there is one (running, interrupted…)."""
+        if self.status in REVIEW_STATES:
+            return self.status
         return self.job.status if self.job else self.status
 
     @property
@@ -155,10 +160,13 @@ def human_examples(ws: Workspace, project_id: int, seed_ids: list[int] | None = 
 
 
 def accepted_synthetic(ws: Workspace, project_id: int, ids: list[int] | None = None) -> list[Example]:
-    """Synthetic rows whose latest review accepted them (few-shot may show them beside the seeds)."""
-    sql = ("SELECT c.id, c.format, c.data FROM candidate c JOIN batch b ON b.id=c.batch_id "
-           "WHERE b.project_id=? AND c.data IS NOT NULL AND (SELECT r.verdict FROM review r WHERE "
-           "r.candidate_id=c.id ORDER BY r.id DESC LIMIT 1) IN ('accept','accepted')")
+    """Synthetic rows a person vouched for: selected after a passed review gate (the reviewer's edit where
+    there was one), or accepted in review in a batch that was not discarded. Few-shot may show them."""
+    sql = ("SELECT c.id, c.format, COALESCE(s.data, c.data) AS data FROM candidate c "
+           "JOIN batch b ON b.id = c.batch_id LEFT JOIN selection s ON s.candidate_id = c.id "
+           "WHERE b.project_id = ? AND c.data IS NOT NULL AND b.status != 'discarded' AND (s.id IS NOT NULL OR "
+           "(SELECT r.verdict FROM review r WHERE r.candidate_id = c.id ORDER BY r.id DESC LIMIT 1) = 'accept') "
+           "ORDER BY c.id")
     with ws.read() as conn:
         rows = conn.execute(sql, (project_id,)).fetchall()
     out = [Example(r["id"], SeedFormat(r["format"]), json.loads(r["data"]), synthetic=True) for r in rows]

@@ -1,0 +1,1 @@
+"""Quality of generated rows: automatic filters, LLM-as-judge scores, diversity metrics."""

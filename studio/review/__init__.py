@@ -1,0 +1,1 @@
+"""Human review: samples, verdicts, the gate statistics, selection, prompt revision from feedback."""
