@@ -13,7 +13,9 @@ from typing import Annotated
 import typer
 
 from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli_dataset import register as register_dataset_commands
 from studio.cli_generate import register as register_generation_commands
+from studio.cli_review import register as register_review_commands
 from studio.errors import MappingError, StudioError
 
 app = typer.Typer(help="Seed Studio: from gold seed examples to a fine-tuned model.", no_args_is_help=True,
@@ -25,6 +27,8 @@ app.add_typer(project_app, name="project")
 app.add_typer(seeds_app, name="seeds")
 app.add_typer(models_app, name="models")
 register_generation_commands(app)
+register_review_commands(app)
+register_dataset_commands(app)
 
 @app.command("app")
 def run_app(

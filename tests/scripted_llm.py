@@ -9,6 +9,8 @@ resume tests need to prove "no duplicate, no lost row". The real teachers are te
 tests/test_teacher_local.py (transformers), tests/test_teacher_endpoint.py (`transformers serve`),
 and the SmolLM2 integration test in tests/test_generation.py.
 
+Judge prompts (studio.quality.judge, recognised by their marker line) get scores: see `judge_answer`.
+
 Options: `delay` seconds per request (to kill a batch mid-way), `garbage_every` (every Nth request
 gets a prose answer that cannot be parsed), `fail_after` (HTTP 500 from request N on).
 """
@@ -27,8 +29,36 @@ PHRASINGS = ["Please help: {r}", "I need this done: {r}", "Quick question. {r}",
              "Task for you: {r}", "Hi! {r} Thanks.", "Can you help? {r}", "One more thing: {r}"]
 
 
+def judge_answer(prompt: str) -> str:
+    """A judge's scores for a studio judge prompt (studio.quality.judge), in the shapes real judges use.
+
+    A pure function of the candidate: answers under three words get accuracy 2; the other scores come
+    from a hash. The shape (plain JSON, fenced JSON with chatter, "Accuracy: 4" prose) also follows the
+    hash, so a batch exercises every reading path of parse_judgement through real HTTP.
+    """
+    m = re.search(r"^### Candidate prompt\n(.*)\n### Candidate answer\n(.*)\n### End of candidate$", prompt,
+                  re.S | re.M)
+    candidate_prompt, candidate_answer = (m.group(1), m.group(2)) if m else ("", "")
+    h = int(hashlib.sha256((candidate_prompt + "\x00" + candidate_answer).encode()).hexdigest()[:8], 16)
+    accuracy = 2 if len(candidate_answer.split()) < 3 else 4 + h % 2
+    tone, following = 3 + (h >> 4) % 3, 4 + (h >> 8) % 2
+    rationale = "Too short to be useful." if accuracy == 2 else "Correct and on task; could be more concise."
+    shape = (h >> 12) % 3
+    if shape == 0:
+        return json.dumps({"accuracy": accuracy, "tone": tone, "instruction_following": following,
+                           "rationale": rationale})
+    if shape == 1:
+        body = json.dumps({"accuracy": accuracy, "tone": tone, "instruction_following": following,
+                           "rationale": rationale}, indent=2)
+        return f"Here is my assessment:\n```json\n{body}\n```"
+    return (f"**Accuracy**: {accuracy}/5\n**Tone**: {tone}/5\n**Instruction following**: {following}/5\n"
+            f"Rationale: {rationale}")
+
+
 def answer(prompt: str) -> str:
     """What a diligent teacher would write for a Seed Studio prompt."""
+    if "[seed-studio judge rubric" in prompt:  # studio.quality.judge.JUDGE_MARKER
+        return judge_answer(prompt)
     digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
     if m := re.search(r"in (\d+) different ways", prompt):
         n = int(m.group(1))

@@ -3,6 +3,7 @@ tabs, over HTTP. Each wraps one core call; errors come back as the same plain me
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict
 from pathlib import Path
 
@@ -108,6 +109,71 @@ def register(ws: Workspace) -> None:
 
         return [c.to_json() for c in list_candidates(ws, batch_id=int(batch_id))]
 
+    def guarded(fn):  # every review/dataset endpoint reports a user's error as its plain message
+        @functools.wraps(fn)  # keeps the signature gr.api reads
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except StudioError as exc:
+                raise gr.Error(str(exc)) from None
+        return call
+
+    def api_filter_batch(batch_id: int, config: dict | None = None, apply: bool = True) -> dict:
+        """Run the filters (FilterConfig fields in `config`); apply=False previews without writing."""
+        from studio.quality.filters import FilterConfig, apply_filters, preview_filters
+
+        cfg = FilterConfig.from_dict(config or {})
+        cfg.check()
+        return (apply_filters if apply else preview_filters)(ws, int(batch_id), cfg).to_dict()
+
+    def api_review_sample(batch_id: int, fraction: float = 0.10, min_size: int = 20) -> dict:
+        """The batch's review sample (drawn on first call, the same one afterwards)."""
+        from studio.review.sampling import draw_sample
+
+        sample = draw_sample(ws, int(batch_id), fraction=float(fraction), min_size=int(min_size))
+        return {"sample_id": sample.id, "rng_seed": sample.rng_seed,
+                "items": [{"position": i.position, "candidate_id": i.candidate_id, "stratum": i.stratum}
+                          for i in sample.items]}
+
+    def api_record_verdict(candidate_id: int, verdict: str, reviewer: str, reason_tags: list | None = None,
+                           edited_data: dict | None = None, accuracy: int | None = None, tone: int | None = None,
+                           note: str = "") -> dict:
+        """Append one verdict (accept / reject / edit); returns the review row id."""
+        from studio.augment.candidates import get_candidate
+        from studio.review.sampling import get_sample
+        from studio.review.verdicts import record_verdict
+
+        c = get_candidate(ws, int(candidate_id))
+        sample = get_sample(ws, c.batch_id) if c else None
+        r = record_verdict(ws, int(candidate_id), verdict=verdict, reviewer=reviewer, reason_tags=reason_tags or [],
+                           edited_data=edited_data, accuracy=accuracy, tone=tone, note=note,
+                           sample_id=sample.id if sample else None)
+        return {"review_id": r.id, "candidate_id": int(candidate_id), "verdict": r.verdict}
+
+    def api_gate(batch_id: int, threshold: float = 0.10, apply: bool = False) -> dict:
+        """Error rate, Wilson interval and decision; apply=True records it (discard or select rows)."""
+        from studio.review.gate import GateConfig, apply_gate, evaluate_gate
+
+        cfg = GateConfig(threshold=float(threshold))
+        return (apply_gate(ws, int(batch_id), cfg) if apply else evaluate_gate(ws, int(batch_id), cfg)).to_dict()
+
+    def api_freeze_dataset(project_id: int, config: dict | None = None) -> dict:
+        """Freeze a dataset version (FreezeConfig fields in `config`)."""
+        from studio.data.versions import FreezeConfig, freeze_version
+
+        return freeze_version(ws, int(project_id), FreezeConfig.from_dict(config or {})).to_dict()
+
+    def api_list_dataset_versions(project_id: int) -> list[dict]:
+        from studio.data.versions import list_versions
+
+        return [v.to_dict() for v in list_versions(ws, int(project_id))]
+
+    gr.api(guarded(api_filter_batch), api_name="filter_batch")
+    gr.api(guarded(api_review_sample), api_name="review_sample")
+    gr.api(guarded(api_record_verdict), api_name="record_verdict")
+    gr.api(guarded(api_gate), api_name="gate")
+    gr.api(guarded(api_freeze_dataset), api_name="freeze_dataset")
+    gr.api(guarded(api_list_dataset_versions), api_name="list_dataset_versions")
     gr.api(api_start_generation, api_name="start_generation")
     gr.api(api_batch_status, api_name="batch_status")
     gr.api(api_stop_generation, api_name="stop_generation")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import api, generate, models_panel, project_bar, task_seeds, texts
+from studio.ui import api, dataset, generate, models_panel, project_bar, review, task_seeds, texts
+from studio.ui.review import SHORTCUTS_JS as REVIEW_SHORTCUTS_JS
 from studio.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -32,10 +33,16 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
                 seeds_tab = task_seeds.build(ws, bar.current)
             with gr.Tab(texts.GENERATE_TAB, id="generate"):
                 generate_tab = generate.build(ws, bar.current)
+            with gr.Tab(texts.REVIEW_TAB, id="review") as review_tab_item:
+                review_tab = review.build(ws, bar.current, review_tab_item)
+            with gr.Tab(texts.DATASET_TAB, id="dataset"):
+                dataset_tab = dataset.build(ws, bar.current)
         models_panel.build(ws, demo)
         api.register(ws)
         project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs),
-                                         (generate_tab.refresh, generate_tab.refresh_outputs)])
+                                         (generate_tab.refresh, generate_tab.refresh_outputs),
+                                         (review_tab.refresh, review_tab.refresh_outputs),
+                                         (dataset_tab.refresh, dataset_tab.refresh_outputs)])
     return demo
 
 
@@ -56,5 +63,8 @@ def launch_kwargs(ws: Workspace) -> dict:
         "theme": theme(),
         "css_paths": [CSS_PATH] if CSS_PATH.exists() else None,
         "max_file_size": ws.settings.max_upload_bytes,
+        # Exported dataset files are offered for download from the workspace's exports/ folder.
+        "allowed_paths": [str(ws.exports_dir)],
+        "js": REVIEW_SHORTCUTS_JS,
         "favicon_path": ASSETS / "logo.svg" if (ASSETS / "logo.svg").exists() else None,
     }

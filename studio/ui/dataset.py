@@ -1,0 +1,190 @@
+"""Dataset tab: preview and freeze dataset versions, read their card and diversity, export files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.errors import StudioError
+from studio.ui import texts
+from studio.ui.review import diversity_md, histogram_frame, map_frame
+from studio.ui.tab import TabHandle, fail, require_project
+from studio.workspace import Workspace
+
+VERSION_COLUMNS = ["id", "name", "train", "validation", "test", "synthetic share of train", "created"]
+
+
+def counts_md(data: dict[str, Any]) -> str:
+    """Split sizes by origin as a table, then warnings and what was left out (plan or frozen version)."""
+    counts = data.get("counts") or {}
+    origins = sorted({o for by in counts.values() if isinstance(by, dict) for o in by})
+    lines = ["| split | " + " | ".join(origins) + " | total |", "| --- |" + " ---: |" * (len(origins) + 1)]
+    for split, by in counts.items():
+        by = by if isinstance(by, dict) else {"rows": by}
+        lines.append(f"| {split} | " + " | ".join(str(by.get(o, 0)) for o in origins) + f" | {sum(by.values())} |")
+    from studio.data.versions import DROP_REASONS
+
+    notes = [f"- left out: {n} rows — {DROP_REASONS.get(reason, reason)}"
+             for reason, n in (data.get("dropped") or {}).items() if n]
+    notes += [f"- ⚠️ {w}" for w in data.get("warnings") or []]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def versions_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
+    from studio.data.versions import list_versions
+
+    rows = []
+    if pid is not None:
+        for v in list_versions(ws, pid):
+            d = v.to_dict()
+            sizes = d.get("sizes") or {}
+            share = (d.get("stats") or {}).get("train_synthetic_share")
+            rows.append([v.id, v.name, sizes.get("train", 0), sizes.get("validation", 0), sizes.get("test", 0),
+                         "—" if share is None else f"{share:.0%}", v.created_at.replace("T", " ")[:16]])
+    return pd.DataFrame(rows, columns=VERSION_COLUMNS)
+
+
+def version_choices(ws: Workspace, pid: int | None) -> list[tuple[str, int]]:
+    from studio.data.versions import list_versions
+
+    return [(f"{v.name} (#{v.id})", v.id) for v in list_versions(ws, pid)] if pid is not None else []
+
+
+def build(ws: Workspace, current: gr.State) -> TabHandle:
+    gr.Markdown(texts.DS_INTRO)
+    with gr.Row():
+        with gr.Column(scale=2):
+            name = gr.Textbox(label=texts.DS_NAME, info=texts.DS_NAME_HELP, elem_id="ds-name")
+            with gr.Row():
+                validation = gr.Slider(0.05, 0.4, value=0.15, step=0.01, label=texts.DS_VALIDATION,
+                                       info=texts.DS_VALIDATION_HELP, elem_id="ds-validation")
+                test = gr.Slider(0.0, 0.4, value=0.15, step=0.01, label=texts.DS_TEST, info=texts.DS_TEST_HELP,
+                                 elem_id="ds-test")
+            with gr.Row():
+                cap = gr.Slider(0.0, 1.0, value=0.8, step=0.05, label=texts.DS_CAP, info=texts.DS_CAP_HELP,
+                                elem_id="ds-cap")
+                test_synthetic = gr.Slider(0.0, 0.5, value=0.1, step=0.05, label=texts.DS_TEST_SYNTHETIC)
+            with gr.Accordion(texts.DS_GENERAL, open=False):
+                gr.Markdown(texts.DS_GENERAL_HELP)
+                general = gr.File(label=texts.DS_GENERAL, file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"],
+                                  elem_id="ds-general")
+                general_fraction = gr.Slider(0.0, 0.5, value=0.1, step=0.05, label=texts.DS_GENERAL_FRACTION)
+            seed = gr.Number(0, label=texts.DS_SEED, precision=0)
+            with gr.Row():
+                plan_btn = gr.Button(texts.DS_PLAN, elem_id="ds-plan")
+                freeze_btn = gr.Button(texts.DS_FREEZE, variant="primary", elem_id="ds-freeze")
+        with gr.Column(scale=3):
+            plan_out = gr.Markdown("", elem_id="ds-plan-out")
+            versions = gr.Dataframe(pd.DataFrame(columns=VERSION_COLUMNS), label=texts.DS_VERSIONS, interactive=False,
+                                    max_height=260, elem_id="ds-versions")
+    version = gr.Dropdown([], label="Version", elem_id="ds-version")
+    with gr.Tabs():
+        with gr.Tab("Card"):
+            card = gr.Markdown(texts.DS_NO_VERSION, elem_id="ds-card")
+        with gr.Tab("Diversity"):
+            diversity_btn = gr.Button(texts.REV_DIVERSITY_RUN, elem_id="ds-diversity")
+            diversity_summary = gr.Markdown("")
+            with gr.Row():
+                map_plot = gr.ScatterPlot(pd.DataFrame(columns=["x", "y", "kind", "text"]), x="x", y="y",
+                                          color="kind", tooltip=["kind", "text"], label=texts.REV_MAP)
+                hist_plot = gr.BarPlot(pd.DataFrame(columns=["bin", "rows", "measure"]), x="bin", y="rows",
+                                       color="measure", label=texts.REV_HIST)
+        with gr.Tab(texts.DS_EXPORT):
+            with gr.Row():
+                file_format = gr.Radio(["parquet", "jsonl"], value="parquet", label=texts.DS_FORMAT,
+                                       elem_id="ds-format")
+                style = gr.Radio([("chat messages", "messages"), ("prompt / completion", "prompt_completion")],
+                                 value="messages", label=texts.DS_STYLE, info=texts.DS_STYLE_HELP, elem_id="ds-style")
+            export_btn = gr.Button(texts.DS_EXPORT_RUN, variant="primary", elem_id="ds-export")
+            files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="ds-files")
+
+    def config(name_value: str, val: float, tst: float, cap_value: float, tsyn: float, general_file: Any,
+               gfrac: float, seed_value: Any) -> Any:
+        from studio.data.versions import FreezeConfig
+
+        path = None
+        if general_file:
+            path = general_file if isinstance(general_file, str) else getattr(general_file, "name", None)
+        return FreezeConfig(name=(name_value or "").strip() or None, validation_fraction=float(val),
+                            test_fraction=float(tst), synthetic_cap=float(cap_value),
+                            test_synthetic_fraction=float(tsyn),
+                            general_path=path, general_fraction=float(gfrac) if path else 0.0,
+                            rng_seed=int(seed_value or 0))
+
+    def card_for(version_id: Any) -> str:
+        if version_id in (None, ""):
+            return texts.DS_NO_VERSION
+        from studio.data.card import dataset_card
+
+        text = dataset_card(ws, int(version_id))
+        # The YAML front matter is for the Hub; people read the rest.
+        if text.startswith("---"):
+            end = text.find("\n---", 3)
+            text = text[end + 4:] if end != -1 else text
+        return text
+
+    def refresh(pid: int | None) -> list:
+        choices = version_choices(ws, pid)
+        chosen = choices[0][1] if choices else None
+        return [versions_frame(ws, pid), gr.update(choices=choices, value=chosen), card_for(chosen), ""]
+
+    refresh_outputs = [versions, version, card, plan_out]
+
+    def on_plan(pid: int | None, *values: Any) -> str:
+        pid = require_project(pid)
+        from studio.data.versions import plan_version
+
+        try:
+            plan = plan_version(ws, pid, config(*values))
+        except StudioError as exc:
+            raise fail(exc) from None
+        return "**Preview — nothing saved yet.**\n\n" + counts_md(plan.to_dict())
+
+    def on_freeze(pid: int | None, *values: Any) -> list:
+        pid = require_project(pid)
+        from studio.data.versions import freeze_version
+
+        try:
+            v = freeze_version(ws, pid, config(*values))
+        except StudioError as exc:
+            raise fail(exc) from None
+        gr.Info(f"Froze dataset version {v.name}.")
+        choices = version_choices(ws, pid)
+        return [f"**Frozen as {v.name}.**\n\n" + counts_md(v.to_dict()), versions_frame(ws, pid),
+                gr.update(choices=choices, value=v.id), card_for(v.id), ""]
+
+    def on_diversity(pid: int | None, version_id: Any) -> list:
+        require_project(pid)
+        if version_id in (None, ""):
+            raise gr.Error("Freeze or pick a dataset version first.")
+        from studio.quality.diversity import version_diversity
+
+        try:
+            report = version_diversity(ws, int(version_id))
+        except StudioError as exc:
+            raise fail(exc) from None
+        return [diversity_md(report), map_frame(report), histogram_frame(report)]
+
+    def on_export(pid: int | None, version_id: Any, fmt: str, style_value: str) -> list[str]:
+        require_project(pid)
+        if version_id in (None, ""):
+            raise gr.Error("Freeze or pick a dataset version first.")
+        from studio.data.export import export_version
+
+        try:
+            result = export_version(ws, int(version_id), file_format=fmt, style=style_value)
+        except StudioError as exc:
+            raise fail(exc) from None
+        gr.Info(f"Exported {sum(result.rows.values())} rows to {result.folder}.")
+        return [str(p) for p in result.files.values()] + [str(result.card_path)]
+
+    form = [name, validation, test, cap, test_synthetic, general, general_fraction, seed]
+    plan_btn.click(on_plan, [current, *form], plan_out)
+    freeze_btn.click(on_freeze, [current, *form], [plan_out, versions, version, card, name])
+    version.change(card_for, version, card)
+    diversity_btn.click(on_diversity, [current, version], [diversity_summary, map_plot, hist_plot])
+    export_btn.click(on_export, [current, version, file_format, style], files)
+
+    return TabHandle(refresh, refresh_outputs)
