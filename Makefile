@@ -42,6 +42,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/filters.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

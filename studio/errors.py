@@ -60,3 +60,4 @@ class ReviewError(StudioError):
 
 class DatasetVersionError(StudioError):
     """A dataset version cannot be frozen or exported as asked (too few seeds, bad fractions, unknown version)."""
+

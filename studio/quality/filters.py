@@ -472,32 +472,11 @@ def _run(ws: Workspace, batch_id: int, config: FilterConfig, *, for_write: bool)
     return report, [c.id for c in cands]
 
 
-EMBED_BATCH_SIZE = 32
-"""Texts per forward pass: on a 2-core CPU 32 is about twice as fast as 128 (long padded batches)."""
-
-
 def workspace_embed(ws: Workspace) -> Embed:
-    """embed_texts with the workspace's embedding model, in bfloat16 on CPUs that compute it natively
-    (AVX512-BF16 / AMX: 2.6x faster on a 2-core Zen 4; cosines move by at most ~0.002)."""
+    """embed_texts with the workspace's embedding model (batched, bfloat16 where the CPU computes it natively)."""
     from studio.quality.embeddings import embed_texts
 
-    def embed(texts: list[str]) -> np.ndarray:
-        with _bf16_autocast():
-            return embed_texts(ws, texts, batch_size=EMBED_BATCH_SIZE)
-
-    return embed
-
-
-def _bf16_autocast() -> Any:
-    import contextlib
-
-    import torch
-
-    try:  # private helpers, present since torch 2.1; without them stay in float32
-        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:
-        native = False
-    return torch.autocast("cpu", dtype=torch.bfloat16) if native else contextlib.nullcontext()
+    return lambda texts: embed_texts(ws, texts)
 
 
 def preview_filters(ws: Workspace, batch_id: int, config: FilterConfig) -> FilterReport:
