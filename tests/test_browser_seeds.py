@@ -17,6 +17,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def open_new_project(page, url: str, name: str) -> None:
     """Open the studio, create a project from the project bar and wait until the tab has loaded it."""
     page.goto(url)
+    # Let the page's load event answer first ("No project yet" appears, as the workspace is new): a project
+    # created before it would be overwritten by its older answer, a race no person typing a name can hit.
+    expect(page.locator("#project-status")).to_be_visible()
     page.get_by_label("New project name").fill(name)
     page.get_by_role("button", name="Create project").click()
     expect(page.locator("#seed-count")).to_contain_text("0 seeds")
