@@ -73,6 +73,12 @@ def test_filter_review_with_the_keyboard_and_pass_the_gate(running_app, tmp_path
         expect(summary).to_contain_text("Applied")
         expect(page.locator("#rev-filter-rows")).to_contain_text("As an AI language model")
 
+        # The diversity report draws the seeds and the new rows on one map.
+        page.get_by_text("How diverse is this batch?").click()
+        page.get_by_role("button", name="Compute diversity report").click()
+        expect(page.locator("#rev-diversity-summary")).to_contain_text("distinct-2", timeout=60_000)
+        expect(page.locator("#rev-map figure[data-chart='scatter']")).to_have_attribute("data-points", "152")
+
         # 2 · review 20 rows with the keyboard: A accepts, 3 then R rejects as off-task.
         page.locator("#rev-reviewer textarea").press_sequentially("ana")
         page.locator("#rev-reviewer textarea").press("Tab")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from studio.errors import StudioError
 from studio.ui import texts
-from studio.ui.review import diversity_md, histogram_frame, map_frame
+from studio.ui.review import diversity_md, hist_html, map_html
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 
@@ -87,10 +87,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             diversity_btn = gr.Button(texts.REV_DIVERSITY_RUN, elem_id="ds-diversity")
             diversity_summary = gr.Markdown("")
             with gr.Row():
-                map_plot = gr.ScatterPlot(pd.DataFrame(columns=["x", "y", "kind", "text"]), x="x", y="y",
-                                          color="kind", tooltip=["kind", "text"], label=texts.REV_MAP)
-                hist_plot = gr.BarPlot(pd.DataFrame(columns=["bin", "rows", "measure"]), x="bin", y="rows",
-                                       color="measure", label=texts.REV_HIST)
+                map_plot = gr.HTML("", elem_id="ds-map")
+                hist_plot = gr.HTML("", elem_id="ds-hist")
         with gr.Tab(texts.DS_EXPORT):
             with gr.Row():
                 file_format = gr.Radio(["parquet", "jsonl"], value="parquet", label=texts.DS_FORMAT,
@@ -165,7 +163,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             report = version_diversity(ws, int(version_id))
         except StudioError as exc:
             raise fail(exc) from None
-        return [diversity_md(report), map_frame(report), histogram_frame(report)]
+        return [diversity_md(report), map_html(report), hist_html(report)]
 
     def on_export(pid: int | None, version_id: Any, fmt: str, style_value: str) -> list[str]:
         require_project(pid)

@@ -19,7 +19,7 @@ from studio.augment.candidates import Candidate, get_candidate
 from studio.augment.strategies import get_strategy
 from studio.data.formats import FORMATS, FieldValues, summary_text
 from studio.errors import StudioError
-from studio.ui import texts
+from studio.ui import charts, texts
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project
@@ -251,27 +251,15 @@ def _gate_config(threshold: float, min_reviews: Any) -> Any:
 
 # --------------------------------------------------------------------------------------------- plots
 
-def map_frame(report: Any) -> pd.DataFrame:
-    points = report.map_points or []
-    return pd.DataFrame([{"x": p["x"], "y": p["y"], "kind": p["kind"], "text": p.get("text", "")} for p in points],
-                        columns=["x", "y", "kind", "text"])
+def map_html(report: Any) -> str:
+    return charts.scatter_chart(report.map_points or [], title=texts.REV_MAP, x_label="first component",
+                                y_label="second component")
 
 
-def histogram_frame(report: Any, names: tuple[str, ...] | None = None, bins: int = 10,
-                    lo: float = 0.0, hi: float = 1.0) -> pd.DataFrame:
-    import numpy as np
-
-    rows = []
-    for name, values in (report.histograms or {}).items():
-        if names is not None and name not in names:
-            continue
-        vals = [v for v in values if v is not None]
-        if not vals:
-            continue
-        counts, edges = np.histogram(np.clip(vals, lo, hi), bins=bins, range=(lo, hi))
-        for n, left in zip(counts, edges[:-1], strict=False):
-            rows.append({"bin": f"{left:.2f}", "rows": int(n), "measure": name.replace("_", " ")})
-    return pd.DataFrame(rows, columns=["bin", "rows", "measure"])
+def hist_html(report: Any) -> str:
+    hists = {name.replace("_", " "): values for name, values in (report.histograms or {}).items()
+             if name != "judge_overall"}
+    return charts.histogram_chart(hists, title=texts.REV_HIST, lo=0.0, hi=1.0, x_label="cosine similarity")
 
 
 def diversity_md(report: Any) -> str:
@@ -339,18 +327,15 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         gr.Markdown(texts.REV_JUDGE_HELP)
         judge_btn = gr.Button(texts.REV_JUDGE_RUN, elem_id="rev-judge")
         judge_summary = gr.Markdown("", elem_id="rev-judge-summary")
-        scores_plot = gr.BarPlot(pd.DataFrame(columns=["bin", "rows", "measure"]), x="bin", y="rows",
-                                 color="measure", label=texts.REV_SCORES, elem_id="rev-scores-plot")
+        scores_plot = gr.HTML("", elem_id="rev-scores-plot")
 
     with gr.Accordion(texts.REV_DIVERSITY, open=False):
         gr.Markdown(texts.REV_DIVERSITY_HELP)
         diversity_btn = gr.Button(texts.REV_DIVERSITY_RUN, elem_id="rev-diversity")
         diversity_summary = gr.Markdown("", elem_id="rev-diversity-summary")
         with gr.Row():
-            map_plot = gr.ScatterPlot(pd.DataFrame(columns=["x", "y", "kind", "text"]), x="x", y="y", color="kind",
-                                      tooltip=["kind", "text"], label=texts.REV_MAP, elem_id="rev-map")
-            hist_plot = gr.BarPlot(pd.DataFrame(columns=["bin", "rows", "measure"]), x="bin", y="rows",
-                                   color="measure", label=texts.REV_HIST, elem_id="rev-hist")
+            map_plot = gr.HTML("", elem_id="rev-map")
+            hist_plot = gr.HTML("", elem_id="rev-hist")
 
     # 2 · sample review
     gr.Markdown(f"### {texts.REV_SAMPLE}\n{texts.REV_SAMPLE_HELP}")
@@ -518,17 +503,11 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         data = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary.__dict__)
         lines = [f"- **{k.replace('_', ' ')}**: " + (f"{v:.2f}" if isinstance(v, float) else str(v))
                  for k, v in data.items() if not isinstance(v, list | dict)]
-        judged = latest_judgements(ws, b.id)
-        frame = pd.DataFrame(columns=["bin", "rows", "measure"])
-        values = {"accuracy": [j.accuracy for j in judged.values()], "tone": [j.tone for j in judged.values()],
-                  "instruction following": [j.instruction_following for j in judged.values()]}
-        rows = []
-        for name, vals in values.items():
-            for score in range(1, 6):
-                rows.append({"bin": str(score), "rows": sum(1 for v in vals if v == score), "measure": name})
-        if rows:
-            frame = pd.DataFrame(rows)
-        return ["\n".join(lines), frame]
+        judged = latest_judgements(ws, b.id).values()
+        scores = {"accuracy": [j.accuracy for j in judged], "tone": [j.tone for j in judged],
+                  "instruction following": [j.instruction_following for j in judged]}
+        return ["\n".join(lines), charts.histogram_chart(scores, title=texts.REV_SCORES, lo=0.5, hi=5.5, bins=5,
+                                                         x_label="score (1-5)")]
 
     def on_diversity(pid: int | None, batch_id: Any) -> list:
         b = _batch(ws, require_project(pid), batch_id)
@@ -540,7 +519,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             report = batch_diversity(ws, b.id)
         except StudioError as exc:
             raise fail(exc) from None
-        return [diversity_md(report), map_frame(report), histogram_frame(report)]
+        return [diversity_md(report), map_html(report), hist_html(report)]
 
     def on_draw(pid: int | None, batch_id: Any, who: str, frac: float, msize: Any, thr: float, mrev: Any) -> list:
         b = _batch(ws, require_project(pid), batch_id)

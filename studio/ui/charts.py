@@ -1,0 +1,148 @@
+"""Small inline-SVG charts: loss curves, the seeds-vs-synthetic map, histograms.
+
+Why not gr.LinePlot / ScatterPlot / BarPlot: in Gradio 6.31 their marks are not drawn at all once a
+`color` column is set (axes only, in Chromium), and a chart whose lines are missing is worse than none.
+SVG drawn here is plain markup: it renders everywhere, prints, and a browser test can count its points.
+Every text is escaped; generated rows are data, never markup.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+PALETTE = ("#059669", "#2563eb", "#d97706", "#db2777", "#7c3aed", "#0891b2")
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 260, 56, 16, 16, 36
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        return [lo]
+    return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+
+
+def _fmt(v: float, span: float | None = None) -> str:
+    """Enough decimals to tell neighbouring ticks apart (a loss axis from 10.79 to 10.83 needs three)."""
+    import math
+
+    if span is not None and span > 0:
+        decimals = max(0, min(6, 1 - math.floor(math.log10(span / 4))))
+        return f"{v:.{decimals}f}"
+    return f"{v:.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.3g}"
+
+
+def _frame(x_lo: float, x_hi: float, y_lo: float, y_hi: float, x_label: str, y_label: str) -> list[str]:
+    out = [f"<rect x='{PAD_L}' y='{PAD_T}' width='{W - PAD_L - PAD_R}' height='{H - PAD_T - PAD_B}' "
+           "fill='none' stroke='#cbd5e1'/>"]
+    for t in _ticks(y_lo, y_hi):
+        y = _sy(t, y_lo, y_hi)
+        out.append(f"<line x1='{PAD_L}' x2='{W - PAD_R}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eef2f7'/>"
+                   f"<text x='{PAD_L - 6}' y='{y + 4:.1f}' text-anchor='end' class='chart-tick'>{_fmt(t, y_hi - y_lo)}"
+                   "</text>")
+    for t in _ticks(x_lo, x_hi):
+        x = _sx(t, x_lo, x_hi)
+        out.append(f"<text x='{x:.1f}' y='{H - PAD_B + 16}' text-anchor='middle' class='chart-tick'>"
+                   f"{_fmt(t, x_hi - x_lo)}</text>")
+    out.append(f"<text x='{(PAD_L + W - PAD_R) / 2}' y='{H - 4}' text-anchor='middle' class='chart-label'>"
+               f"{_esc(x_label)}</text>")
+    out.append(f"<text x='12' y='{(PAD_T + H - PAD_B) / 2}' text-anchor='middle' class='chart-label' "
+               f"transform='rotate(-90 12 {(PAD_T + H - PAD_B) / 2})'>{_esc(y_label)}</text>")
+    return out
+
+
+def _sx(v: float, lo: float, hi: float) -> float:
+    return PAD_L + (v - lo) / ((hi - lo) or 1) * (W - PAD_L - PAD_R)
+
+
+def _sy(v: float, lo: float, hi: float) -> float:
+    return H - PAD_B - (v - lo) / ((hi - lo) or 1) * (H - PAD_T - PAD_B)
+
+
+def _legend(names: Sequence[str]) -> str:
+    items = "".join(f"<span class='chart-key'><i style='background:{PALETTE[i % len(PALETTE)]}'></i>{_esc(n)}</span>"
+                    for i, n in enumerate(names))
+    return f"<div class='chart-legend'>{items}</div>"
+
+
+def _wrap(kind: str, title: str, body: list[str], names: Sequence[str], points: int) -> str:
+    return (f"<figure class='chart' data-chart='{kind}' data-points='{points}'>"
+            f"<figcaption>{_esc(title)}</figcaption>{_legend(names)}"
+            f"<svg viewBox='0 0 {W} {H}' role='img' aria-label='{_esc(title)}'>{''.join(body)}</svg></figure>")
+
+
+def empty(title: str, message: str) -> str:
+    return (f"<figure class='chart chart-empty' data-chart='empty' data-points='0'><figcaption>{_esc(title)}"
+            f"</figcaption><p>{_esc(message)}</p></figure>")
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], *, title: str, x_label: str, y_label: str,
+               empty_message: str = "No points yet.") -> str:
+    """One polyline (with dots) per named series, on shared axes."""
+    pts = [p for values in series.values() for p in values]
+    if not pts:
+        return empty(title, empty_message)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    margin = (y_hi - y_lo) * 0.08 or abs(y_hi) * 0.05 or 1.0
+    y_lo, y_hi = y_lo - margin, y_hi + margin
+    body = _frame(x_lo, x_hi, y_lo, y_hi, x_label, y_label)
+    names = list(series)
+    for i, name in enumerate(names):
+        color = PALETTE[i % len(PALETTE)]
+        coords = [(_sx(x, x_lo, x_hi), _sy(y, y_lo, y_hi), x, y) for x, y in sorted(series[name])]
+        if len(coords) > 1:
+            path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _, _ in coords)
+            body.append(f"<polyline points='{path}' fill='none' stroke='{color}' stroke-width='2' "
+                        f"data-series='{_esc(name)}'/>")
+        body += [f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='3' fill='{color}'><title>{_esc(name)} · {_fmt(x)}: "
+                 f"{y:.4g}</title></circle>" for cx, cy, x, y in coords]
+    return _wrap("line", title, body, names, len(pts))
+
+
+def scatter_chart(points: list[dict], *, title: str, x_label: str = "", y_label: str = "",
+                  empty_message: str = "Nothing to map yet.") -> str:
+    """Dots coloured by their `kind`, each with its text as a hover title."""
+    if not points:
+        return empty(title, empty_message)
+    xs, ys = [float(p["x"]) for p in points], [float(p["y"]) for p in points]
+    x_lo, x_hi, y_lo, y_hi = min(xs), max(xs), min(ys), max(ys)
+    body = _frame(x_lo, x_hi, y_lo, y_hi, x_label, y_label)
+    names = sorted({str(p["kind"]) for p in points}, key=lambda k: (k != "seed", k))
+    for p in points:
+        color = PALETTE[names.index(str(p["kind"])) % len(PALETTE)]
+        body.append(f"<circle cx='{_sx(float(p['x']), x_lo, x_hi):.1f}' cy='{_sy(float(p['y']), y_lo, y_hi):.1f}' "
+                    f"r='3.5' fill='{color}' fill-opacity='0.7'><title>{_esc(p['kind'])}: "
+                    f"{_esc(p.get('text', ''))}</title></circle>")
+    return _wrap("scatter", title, body, names, len(points))
+
+
+def histogram_chart(series: dict[str, list[float]], *, title: str, lo: float, hi: float, bins: int = 10,
+                    x_label: str = "", empty_message: str = "No values yet.") -> str:
+    """Side-by-side bars per bin, one colour per named series (counts of values in [lo, hi])."""
+    series = {k: [min(max(float(v), lo), hi) for v in vals if v is not None] for k, vals in series.items()}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return empty(title, empty_message)
+    width = (hi - lo) / bins
+    counts = {k: [0] * bins for k in series}
+    for k, vals in series.items():
+        for v in vals:
+            counts[k][min(bins - 1, int((v - lo) / width))] += 1
+    top = max(max(c) for c in counts.values()) or 1
+    body = _frame(lo, hi, 0, top, x_label, "rows")
+    names = list(series)
+    slot = (W - PAD_L - PAD_R) / bins
+    bar = slot * 0.8 / len(names)
+    for i, name in enumerate(names):
+        for b, n in enumerate(counts[name]):
+            x = PAD_L + b * slot + slot * 0.1 + i * bar
+            y = _sy(n, 0, top)
+            body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{bar:.1f}' height='{H - PAD_B - y:.1f}' "
+                        f"fill='{PALETTE[i % len(PALETTE)]}'><title>{_esc(name)} · {lo + b * width:.2f}–"
+                        f"{lo + (b + 1) * width:.2f}: {n}</title></rect>")
+    return _wrap("histogram", title, body, names, sum(len(v) for v in series.values()))
