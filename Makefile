@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/filters.py
+	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -16,6 +16,7 @@ from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_
 from studio.cli_dataset import register as register_dataset_commands
 from studio.cli_generate import register as register_generation_commands
 from studio.cli_review import register as register_review_commands
+from studio.cli_train import register as register_train_commands
 from studio.errors import MappingError, StudioError
 
 app = typer.Typer(help="Seed Studio: from gold seed examples to a fine-tuned model.", no_args_is_help=True,
@@ -29,6 +30,7 @@ app.add_typer(models_app, name="models")
 register_generation_commands(app)
 register_review_commands(app)
 register_dataset_commands(app)
+register_train_commands(app)
 
 @app.command("app")
 def run_app(

@@ -61,3 +61,6 @@ class ReviewError(StudioError):
 class DatasetVersionError(StudioError):
     """A dataset version cannot be frozen or exported as asked (too few seeds, bad fractions, unknown version)."""
 
+
+class TrainError(StudioError):
+    """A training run cannot start or go on as asked (bad setting, empty dataset, model or method unusable, OOM)."""

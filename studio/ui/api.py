@@ -168,6 +168,35 @@ def register(ws: Workspace) -> None:
 
         return [v.to_dict() for v in list_versions(ws, int(project_id))]
 
+    def api_start_training(project_id: int, dataset_version: str, base_model: str = "", settings: dict | None = None,
+                           name: str = "") -> dict:
+        """Create and start a training run (TrainConfig fields in `settings`); it queues when the device is busy."""
+        from studio.data.versions import get_version
+        from studio.models.registry import DEFAULT_BASE_MODEL
+        from studio.train.runs import create_run, start
+        from studio.train.settings import TrainConfig
+        from studio.workspace.projects import get_project
+
+        version = get_version(ws, int(project_id), str(dataset_version))
+        ref = base_model or get_project(ws, int(project_id)).base_model_ref or DEFAULT_BASE_MODEL
+        run = create_run(ws, int(project_id), dataset_version_id=version.id, base_model_ref=ref,
+                         config=TrainConfig.from_dict(settings or {}), name=name)
+        return start(ws, run.id).to_dict()
+
+    def api_run_status(run_id: int) -> dict:
+        """A run's status, progress, losses and curves."""
+        from studio.train.runs import get_run
+
+        return get_run(ws, int(run_id)).to_dict()
+
+    def api_stop_run(run_id: int) -> dict:
+        from studio.train.runs import request_stop
+
+        return request_stop(ws, int(run_id)).to_dict()
+
+    gr.api(guarded(api_start_training), api_name="start_training")
+    gr.api(guarded(api_run_status), api_name="run_status")
+    gr.api(guarded(api_stop_run), api_name="stop_run")
     gr.api(guarded(api_filter_batch), api_name="filter_batch")
     gr.api(guarded(api_review_sample), api_name="review_sample")
     gr.api(guarded(api_record_verdict), api_name="record_verdict")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import api, dataset, generate, models_panel, project_bar, review, task_seeds, texts
+from studio.ui import api, dataset, generate, models_panel, project_bar, review, task_seeds, texts, train
 from studio.ui.review import SHORTCUTS_JS as REVIEW_SHORTCUTS_JS
 from studio.workspace import Workspace
 
@@ -37,12 +37,15 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
                 review_tab = review.build(ws, bar.current, review_tab_item)
             with gr.Tab(texts.DATASET_TAB, id="dataset"):
                 dataset_tab = dataset.build(ws, bar.current)
+            with gr.Tab(texts.TRAIN_TAB, id="train"):
+                train_tab = train.build(ws, bar.current)
         models_panel.build(ws, demo)
         api.register(ws)
         project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs),
                                          (generate_tab.refresh, generate_tab.refresh_outputs),
                                          (review_tab.refresh, review_tab.refresh_outputs),
-                                         (dataset_tab.refresh, dataset_tab.refresh_outputs)])
+                                         (dataset_tab.refresh, dataset_tab.refresh_outputs),
+                                         (train_tab.refresh, train_tab.refresh_outputs)])
     return demo
 
 
@@ -52,6 +55,10 @@ def launch(host: str | None = None, port: int | None = None) -> None:
     from studio import jobs
 
     jobs.reconcile(ws)  # jobs left "running" by a killed studio become "interrupted", ready to resume
+    from studio.train import runs
+
+    runs.reconcile(ws)  # the same for training runs whose process is gone
+    runs.launch_next(ws)  # and queued runs start when their device is free
     demo = build_app(ws)
     # None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860).
     demo.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, **launch_kwargs(ws))

@@ -228,3 +228,38 @@ DS_STYLE = "Row layout"
 DS_STYLE_HELP = "Chat `messages` (what chat models train on) or plain prompt / completion."
 DS_EXPORT_RUN = "Export files"
 DS_NO_VERSION = "No dataset version yet: preview the splits, then press **Freeze version**."
+
+TRAIN_TAB = "Train"
+TRAIN_INTRO = ("Fine-tune the base model on a frozen dataset version. Pick a preset, look at the estimate, "
+               "press **Train**, and watch the training and validation loss. Training runs in its own process: "
+               "close the tab or restart the studio and it goes on (or shows as interrupted, ready to resume "
+               "from its last checkpoint).")
+TRAIN_VERSION = "Dataset version"
+TRAIN_VERSION_HELP = "Freeze one in the Dataset tab. Validation rows are human-written only."
+TRAIN_BASE = "Base model"
+TRAIN_BASE_HELP = "The model you fine-tune: the embedded SmolLM2 works offline; or a local folder or Hub id."
+TRAIN_METHOD = "Method"
+TRAIN_METHOD_HELP = ("LoRA trains a small adapter; QLoRA does the same on a 4-bit base (less memory); full trains "
+                     "every weight.")
+TRAIN_METHODS = {"qlora": "QLoRA (4-bit, least memory)", "lora": "LoRA (adapter)",
+                 "full": "Full fine-tune (small models)"}
+TRAIN_PRESET = "Preset"
+TRAIN_ADVANCED = "Advanced settings"
+TRAIN_EFFECTIVE_BATCH = ("Effective batch: **{per}** rows per step on each device × **{acc}** accumulation steps = "
+                         "**{eff}** rows per update.")
+TRAIN_NAME = "Run name (optional)"
+TRAIN_NAME_PLACEHOLDER = "e.g. first try"
+TRAIN_START = "Train"
+TRAIN_STOP = "Stop (saves a checkpoint)"
+TRAIN_RESUME = "Resume"
+TRAIN_CURVES = "Loss: training vs validation"
+TRAIN_LOG = "Training log"
+TRAIN_RUNS = "Runs of this project (click one to follow it)"
+TRAIN_NO_RUN = "No run yet: pick a dataset version and press Train."
+TRAIN_NEED_VERSION = "Freeze a dataset version first (Dataset tab), then pick it here."
+TRAIN_WONT_FIT = "This will probably not fit in memory. Change what the advice below says, then train."
+TRAIN_OVERFIT_TITLE = "The model is starting to memorise."
+TRAIN_OVERFIT = ("Validation loss has been rising while training loss keeps falling. Stop now (the best "
+                 "checkpoint is kept), or let early stopping end the run.")
+TRAIN_OVERFIT_AFTER = "Validation loss rose towards the end of this run: the best checkpoint was kept."
+TRAIN_NO_CURVES = "The loss curves appear here after the first logged steps."
