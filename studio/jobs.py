@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from studio.processes import pid_alive
 from studio.workspace import Workspace, utc_now
 
 ACTIVE = ("running", "stopping")
@@ -217,23 +218,6 @@ def reconcile(ws: Workspace) -> int:
 
 
 def _alive(job_id: int, pid: int | None) -> bool:
-    if pid is None:
-        return False
-    if pid == os.getpid():
+    if pid is not None and pid == os.getpid():
         return is_live_here(job_id)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a live process of another user
-        return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    # A killed child that its parent has not reaped yet still answers kill(pid, 0).
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)

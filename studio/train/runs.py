@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import DatasetVersionError, TrainError
+from studio.processes import pid_alive
 from studio.train.settings import TrainConfig
 from studio.workspace import Workspace, utc_now
 
@@ -784,26 +785,9 @@ def _reconcile_rows(ws: Workspace) -> int:
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    if pid == os.getpid():
+    if pid is not None and pid == os.getpid():
         return True  # we are launching it right now
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a live process of another user
-        return True
-    return _not_zombie(pid)
-
-
-def _not_zombie(pid: int) -> bool:
-    # A killed child that its parent has not reaped yet still answers kill(pid, 0).
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)
 
 
 __all__ = [

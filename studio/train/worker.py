@@ -357,19 +357,9 @@ class _Claim:
 
 def _pid_alive(pid: int | None) -> bool:
     """Whether another live process has this pid (a zombie, killed but not yet reaped, counts as dead)."""
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    from studio.processes import pid_alive
+
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def process_rank() -> int:
