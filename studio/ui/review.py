@@ -14,12 +14,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio import charts
 from studio.augment import batches
 from studio.augment.candidates import Candidate, get_candidate
 from studio.augment.strategies import get_strategy
 from studio.data.formats import FORMATS, FieldValues, summary_text
 from studio.errors import StudioError
-from studio.ui import charts, texts
+from studio.ui import texts
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project

@@ -14,8 +14,9 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio import charts
 from studio.errors import StudioError
-from studio.ui import charts, texts
+from studio.ui import texts
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project

@@ -146,3 +146,44 @@ def histogram_chart(series: dict[str, list[float]], *, title: str, lo: float, hi
                         f"fill='{PALETTE[i % len(PALETTE)]}'><title>{_esc(name)} · {lo + b * width:.2f}–"
                         f"{lo + (b + 1) * width:.2f}: {n}</title></rect>")
     return _wrap("histogram", title, body, names, sum(len(v) for v in series.values()))
+
+
+def bar_chart(groups: dict[str, dict[str, float]], *, title: str, y_label: str = "", lo: float = 0.0,
+              hi: float | None = None, empty_message: str = "No values yet.") -> str:
+    """Grouped bars: one group per category (e.g. a metric), one coloured bar per series inside it.
+
+    `groups` maps category -> {series: value}; series keep their first-seen order and colour.
+    """
+    groups = {g: {s: float(v) for s, v in vals.items() if v is not None} for g, vals in groups.items()}
+    groups = {g: vals for g, vals in groups.items() if vals}
+    if not groups:
+        return empty(title, empty_message)
+    names = list(dict.fromkeys(s for vals in groups.values() for s in vals))
+    top = hi if hi is not None else max(max(vals.values()) for vals in groups.values())
+    top = top if top > lo else lo + 1.0
+    body = _frame(0, 1, lo, top, "", y_label)[:1]  # the box only: categories label the x axis, not numbers
+    for t in _ticks(lo, top):
+        y = _sy(t, lo, top)
+        body.append(f"<line x1='{PAD_L}' x2='{W - PAD_R}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eef2f7'/>"
+                    f"<text x='{PAD_L - 6}' y='{y + 4:.1f}' text-anchor='end' class='chart-tick'>{_fmt(t, top - lo)}"
+                    "</text>")
+    slot = (W - PAD_L - PAD_R) / len(groups)
+    bar = slot * 0.7 / len(names)
+    count = 0
+    for g_index, (group, vals) in enumerate(groups.items()):
+        centre = PAD_L + (g_index + 0.5) * slot
+        body.append(f"<text x='{centre:.1f}' y='{H - PAD_B + 16}' text-anchor='middle' class='chart-label'>"
+                    f"{_esc(group)}</text>")
+        for s_index, name in enumerate(names):
+            if name not in vals:
+                continue
+            value = min(max(vals[name], lo), top)
+            x = PAD_L + g_index * slot + slot * 0.15 + s_index * bar
+            y = _sy(value, lo, top)
+            body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{bar:.1f}' height='{H - PAD_B - y:.1f}' "
+                        f"fill='{PALETTE[s_index % len(PALETTE)]}' data-series='{_esc(name)}'><title>{_esc(group)} · "
+                        f"{_esc(name)}: {vals[name]:.4g}</title></rect>")
+            count += 1
+    body.append(f"<text x='12' y='{(PAD_T + H - PAD_B) / 2}' text-anchor='middle' class='chart-label' "
+                f"transform='rotate(-90 12 {(PAD_T + H - PAD_B) / 2})'>{_esc(y_label)}</text>")
+    return _wrap("bar", title, body, names, count)
