@@ -148,41 +148,45 @@ def histogram_chart(series: dict[str, list[float]], *, title: str, lo: float, hi
     return _wrap("histogram", title, body, names, sum(len(v) for v in series.values()))
 
 
-def bar_chart(groups: dict[str, dict[str, float]], *, title: str, y_label: str = "", lo: float = 0.0,
-              hi: float | None = None, empty_message: str = "No values yet.") -> str:
+
+def bar_chart(groups: dict[str, dict[str, float | None]], *, title: str, y_label: str = "",
+              lo: float | None = None, hi: float | None = None, empty_message: str = "Nothing to chart yet.") -> str:
     """Grouped bars: one group per category (e.g. a metric), one coloured bar per series inside it.
 
-    `groups` maps category -> {series: value}; series keep their first-seen order and colour.
+    `groups` maps category -> {series: value}; series keep their first-seen order and colour. Bars start at
+    zero, so negative values (a change) hang below the line. `lo` / `hi` fix the axis (default: the values
+    and zero).
     """
-    groups = {g: {s: float(v) for s, v in vals.items() if v is not None} for g, vals in groups.items()}
-    groups = {g: vals for g, vals in groups.items() if vals}
-    if not groups:
+    values = [float(v) for g in groups.values() for v in g.values() if v is not None]
+    if not values:
         return empty(title, empty_message)
-    names = list(dict.fromkeys(s for vals in groups.values() for s in vals))
-    top = hi if hi is not None else max(max(vals.values()) for vals in groups.values())
-    top = top if top > lo else lo + 1.0
-    body = _frame(0, 1, lo, top, "", y_label)[:1]  # the box only: categories label the x axis, not numbers
-    for t in _ticks(lo, top):
-        y = _sy(t, lo, top)
+    names = list(dict.fromkeys(n for g in groups.values() for n, v in g.items() if v is not None))
+    bottom = min(min(values), 0.0) if lo is None else lo
+    top = (max(max(values), 0.0) or 1.0) if hi is None else hi
+    top = top if top > bottom else bottom + 1.0
+    body = [f"<rect x='{PAD_L}' y='{PAD_T}' width='{W - PAD_L - PAD_R}' height='{H - PAD_T - PAD_B}' "
+            "fill='none' stroke='#cbd5e1'/>"]
+    for t in _ticks(bottom, top):
+        y = _sy(t, bottom, top)
         body.append(f"<line x1='{PAD_L}' x2='{W - PAD_R}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eef2f7'/>"
-                    f"<text x='{PAD_L - 6}' y='{y + 4:.1f}' text-anchor='end' class='chart-tick'>{_fmt(t, top - lo)}"
-                    "</text>")
+                    f"<text x='{PAD_L - 6}' y='{y + 4:.1f}' text-anchor='end' class='chart-tick'>"
+                    f"{_fmt(t, top - bottom)}</text>")
     slot = (W - PAD_L - PAD_R) / len(groups)
     bar = slot * 0.7 / len(names)
+    zero = _sy(min(max(0.0, bottom), top), bottom, top)
     count = 0
     for g_index, (group, vals) in enumerate(groups.items()):
-        centre = PAD_L + (g_index + 0.5) * slot
-        body.append(f"<text x='{centre:.1f}' y='{H - PAD_B + 16}' text-anchor='middle' class='chart-label'>"
-                    f"{_esc(group)}</text>")
+        body.append(f"<text x='{PAD_L + (g_index + 0.5) * slot:.1f}' y='{H - PAD_B + 16}' text-anchor='middle' "
+                    f"class='chart-tick'>{_esc(group)}</text>")
         for s_index, name in enumerate(names):
-            if name not in vals:
+            value = vals.get(name)
+            if value is None:
                 continue
-            value = min(max(vals[name], lo), top)
+            y = _sy(min(max(float(value), bottom), top), bottom, top)
             x = PAD_L + g_index * slot + slot * 0.15 + s_index * bar
-            y = _sy(value, lo, top)
-            body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{bar:.1f}' height='{H - PAD_B - y:.1f}' "
+            body.append(f"<rect x='{x:.1f}' y='{min(y, zero):.1f}' width='{bar:.1f}' height='{abs(zero - y):.1f}' "
                         f"fill='{PALETTE[s_index % len(PALETTE)]}' data-series='{_esc(name)}'><title>{_esc(group)} · "
-                        f"{_esc(name)}: {vals[name]:.4g}</title></rect>")
+                        f"{_esc(name)}: {float(value):.4g}</title></rect>")
             count += 1
     body.append(f"<text x='12' y='{(PAD_T + H - PAD_B) / 2}' text-anchor='middle' class='chart-label' "
                 f"transform='rotate(-90 12 {(PAD_T + H - PAD_B) / 2})'>{_esc(y_label)}</text>")

@@ -13,8 +13,10 @@ from typing import Annotated
 import typer
 
 from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli_compare import register as register_compare_commands
 from studio.cli_dataset import register as register_dataset_commands
 from studio.cli_generate import register as register_generation_commands
+from studio.cli_report import register as register_report_commands
 from studio.cli_review import register as register_review_commands
 from studio.cli_train import register as register_train_commands
 from studio.errors import MappingError, StudioError
@@ -31,6 +33,8 @@ register_generation_commands(app)
 register_review_commands(app)
 register_dataset_commands(app)
 register_train_commands(app)
+register_compare_commands(app)
+register_report_commands(app)
 
 @app.command("app")
 def run_app(

@@ -10,6 +10,9 @@ tests/test_teacher_local.py (transformers), tests/test_teacher_endpoint.py (`tra
 and the SmolLM2 integration test in tests/test_generation.py.
 
 Judge prompts (studio.quality.judge, recognised by their marker line) get scores: see `judge_answer`.
+Pairwise judge prompts (studio.evaluation.pairwise, marker in the system message) get '1', '2' or 'tie':
+see `pairwise_answer`; `pairwise="first"` makes a judge that always picks answer 1 (pure position bias).
+`prompts` records every request's messages, so a test can check what the studio asked.
 
 Options: `delay` seconds per request (to kill a batch mid-way), `garbage_every` (every Nth request
 gets a prose answer that cannot be parsed), `fail_after` (HTTP 500 from request N on).
@@ -55,6 +58,27 @@ def judge_answer(prompt: str) -> str:
             f"Rationale: {rationale}")
 
 
+PAIRWISE_MARKER = "[seed-studio pairwise judge"
+"""Start of studio.evaluation.pairwise.MARKER (sent as the system message)."""
+
+
+def pairwise_answer(prompt: str, mode: str = "longer") -> str:
+    """A pairwise judge's verdict on a studio.evaluation.pairwise prompt, in the shapes real judges use.
+
+    "longer" (content-based, so both orders agree): the longer answer (in characters) wins, equal lengths
+    tie. "first": answer 1 always wins, whatever it says (a judge with pure position bias).
+    """
+    m = re.search(r"\nAnswer 1:\n(.*)\n\nAnswer 2:\n(.*)\n\nWhich answer is better\?", prompt, re.S)
+    if mode == "first" or not m:
+        return "1"
+    one, two = len(m.group(1).strip()), len(m.group(2).strip())
+    if one == two:
+        return "Tie: they are equally good."
+    winner = "1" if one > two else "2"
+    shape = (one + two) % 3
+    return [winner, f"Answer {winner} is better.", json.dumps({"winner": int(winner)})][shape]
+
+
 def answer(prompt: str) -> str:
     """What a diligent teacher would write for a Seed Studio prompt."""
     if "[seed-studio judge rubric" in prompt:  # studio.quality.judge.JUDGE_MARKER
@@ -95,8 +119,10 @@ class ScriptedLLM:
     """`with ScriptedLLM() as llm:` serves http://127.0.0.1:PORT/v1; `llm.requests` counts the calls."""
 
     def __init__(self, *, delay: float = 0.0, garbage_every: int = 0, fail_after: int | None = None,
-                 model: str = "scripted-teacher") -> None:
+                 model: str = "scripted-teacher", pairwise: str = "longer") -> None:
         self.delay = delay
+        self.pairwise = pairwise
+        self.prompts: list[list[dict[str, str]]] = []
         self.garbage_every = garbage_every
         self.fail_after = fail_after
         self.model = model
@@ -133,6 +159,7 @@ class ScriptedLLM:
                 with owner._lock:
                     owner.requests += 1
                     number = owner.requests
+                    owner.prompts.append(body.get("messages", []))
                 if owner.delay:
                     time.sleep(owner.delay)
                 if owner.fail_after is not None and number > owner.fail_after:
@@ -141,6 +168,8 @@ class ScriptedLLM:
                 prompt = body["messages"][-1]["content"]
                 if owner.garbage_every and number % owner.garbage_every == 0:
                     content = "I am sorry, but I would rather talk about the weather today"
+                elif any(PAIRWISE_MARKER in str(m.get("content", "")) for m in body["messages"]):
+                    content = pairwise_answer(prompt, owner.pairwise)
                 else:
                     content = answer(prompt)
                 self._send(200, {"id": f"c{number}", "object": "chat.completion", "created": 0, "model": owner.model,

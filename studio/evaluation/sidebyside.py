@@ -2,6 +2,9 @@
 
     sbs = SideBySide.load(ws, base_ref, [run_id])            # or SideBySide(base_folder, {run_id: adapter_folder})
     sbs.generate("Hello", which="base"); sbs.generate("Hello", which=run_id)
+    sbs.generate([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                  {"role": "user", "content": "And you?"}], which=run_id)   # a conversation's next turn
+    with sbs.activate(run_id) as model: ...                  # score text with that side (the eval's loss)
     for side, text in sbs.stream("Hello", ["base", run_id]): ...
 
 Each run's LoRA adapter is attached to the same base model as a named PEFT adapter (`run<ID>`); the base
@@ -25,6 +28,8 @@ from studio.workspace import Workspace
 BASE = "base"
 Side = str | int
 """'base' or a run id."""
+Prompt = str | Sequence[Mapping[str, str]]
+"""One user turn as text, or a conversation ([{"role", "content"}, ...]) to answer the last turn of."""
 
 MAX_RUNS = 2
 
@@ -101,14 +106,14 @@ class SideBySide:
 
     # --- generation -------------------------------------------------------------------------------
 
-    def generate(self, prompt: str, *, which: Side, max_new_tokens: int = 128, temperature: float = 0.0,
+    def generate(self, prompt: Prompt, *, which: Side, max_new_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0) -> str:
-        """The reply of one side to one user turn (greedy when temperature == 0)."""
+        """The reply of one side to one user turn, or to a conversation (greedy when temperature == 0)."""
         kwargs = self._generate_kwargs(prompt, max_new_tokens, temperature, top_p)
         with self._lock:
             return self._run_side(which, kwargs, seed)
 
-    def stream(self, prompt: str, sides: Sequence[Side], *, max_new_tokens: int = 128,
+    def stream(self, prompt: Prompt, sides: Sequence[Side], *, max_new_tokens: int = 128,
                temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> Iterator[tuple[Side, str]]:
         """(side, text so far) events as the replies grow; the sides run one after another.
 
@@ -155,6 +160,17 @@ class SideBySide:
             if result["text"] != text.strip():
                 yield side, result["text"]
 
+    @contextlib.contextmanager
+    def activate(self, side: Side) -> Iterator[Any]:
+        """`with sbs.activate(side) as model:` the model with that side's adapter on (or all off for 'base').
+
+        Holds the generation lock for the block, so nothing else switches adapters meanwhile (the
+        evaluation's loss pass uses it to score text with one side).
+        """
+        self._check_side(side)
+        with self._lock, self._switch(side):
+            yield self.model
+
     def memory_bytes(self) -> int:
         """Bytes of the loaded weights and buffers: one base model plus the small adapters."""
         tensors = [*self.model.parameters(), *self.model.buffers()]
@@ -170,7 +186,7 @@ class SideBySide:
         loaded = ", ".join(f"run {i}" for i in self.run_ids) or "no runs"
         raise TrainError(f"{side!r} is not loaded for comparison (loaded: base and {loaded}).")
 
-    def _generate_kwargs(self, prompt: str, max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
+    def _generate_kwargs(self, prompt: Prompt, max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
         import torch
 
         if max_new_tokens < 1:
@@ -179,12 +195,13 @@ class SideBySide:
             raise TrainError(f"The temperature cannot be negative (got {temperature}).")
         if not 0 < top_p <= 1:
             raise TrainError(f"Top-p must be above 0 and at most 1 (got {top_p}).")
-        messages = [{"role": "user", "content": prompt}]
+        messages = _messages(prompt)
         if getattr(self.tokenizer, "chat_template", None):
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]  # the template wrote them
         else:
-            ids = self.tokenizer(f"user: {prompt}\nassistant:", add_special_tokens=True)["input_ids"]
+            plain = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+            ids = self.tokenizer(f"{plain}assistant:", add_special_tokens=True)["input_ids"]
         input_ids = torch.tensor([ids], dtype=torch.long)
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
@@ -204,17 +221,28 @@ class SideBySide:
         import torch
 
         self._check_side(side)
-        if side == BASE:
-            # The plain base model when no adapter is attached; else the adapters switched off.
-            switch = self.model.disable_adapter() if self.run_ids else contextlib.nullcontext()
-        else:
-            self.model.set_adapter(adapter_name(int(side)))
-            switch = contextlib.nullcontext()
         torch.manual_seed(seed)
-        with switch, torch.inference_mode():
+        with self._switch(side), torch.inference_mode():
             output = self.model.generate(**kwargs)
         width = kwargs["input_ids"].shape[1]
         return self.tokenizer.decode(output[0, width:], skip_special_tokens=True).strip()
+
+    def _switch(self, side: Side) -> contextlib.AbstractContextManager[Any]:
+        """Turn `side`'s adapter on for the block; the caller holds the lock."""
+        if side == BASE:
+            # The plain base model when no adapter is attached; else the adapters switched off.
+            return self.model.disable_adapter() if self.run_ids else contextlib.nullcontext()
+        self.model.set_adapter(adapter_name(int(side)))
+        return contextlib.nullcontext()
+
+
+def _messages(prompt: Prompt) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in prompt]
+    if not messages or messages[-1]["role"] == "assistant":
+        raise TrainError("A conversation to answer must end with a user (or system) turn, not an assistant one.")
+    return messages
 
 
 def _check_adapter(run_id: int, folder: Path, base_path: Path, aliases: Sequence[str]) -> None:
