@@ -136,6 +136,23 @@ class RunningApp:
             self.proc.wait(timeout=15)
         except Exception:
             self.proc.kill()
+        self._kill_workers()
+
+    def _kill_workers(self) -> None:
+        """Training workers outlive the app by design (own session); a test's must not outlive the test."""
+        import contextlib
+        import signal
+        import sqlite3
+
+        db = self.home / "studio.db"
+        if not db.exists():
+            return
+        with sqlite3.connect(db) as conn:
+            pids = [r[0] for r in conn.execute("SELECT pid FROM run WHERE pid IS NOT NULL AND status IN "
+                                               "('queued', 'running', 'stopping')")]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

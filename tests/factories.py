@@ -62,3 +62,25 @@ def offline_batch(ws: Workspace, project_id: int, count: int = 60, *, rng_seed: 
     batch = batches.plan_batch(ws, req)
     batches.run_batch(ws, batch.id)
     return batch.id
+
+
+def finished_run(ws: Workspace, project_id: int, version_id: int, base: str, name: str = "first try") -> int:
+    """A LoRA run row written as done in one statement, with a real (random) adapter where a finished run
+    keeps it: for Compare tests, where training itself is not what is tested (test_train_runs does that).
+
+    Not create_run + an update: a running app's queue would start a queued run's worker in between.
+    """
+    from studio.train.settings import TrainConfig
+    from tests.test_sidebyside import _make_adapter
+
+    now = utc_now()
+    with ws.write() as conn:
+        run_id = int(conn.execute(
+            "INSERT INTO run(project_id, dataset_version_id, base_model_ref, method, config, status, name, message, "
+            "created_at, updated_at, finished_at) VALUES (?, ?, ?, 'lora', ?, 'done', ?, 'Done.', ?, ?, ?)",
+            (project_id, version_id, base, json.dumps(TrainConfig(method="lora").to_dict()), name, now, now,
+             now)).lastrowid)
+        output_dir = ws.runs_dir / str(run_id)
+        conn.execute("UPDATE run SET output_dir=? WHERE id=?", (str(output_dir), run_id))
+    _make_adapter(Path(base), output_dir / "adapter")
+    return run_id

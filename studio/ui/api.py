@@ -194,6 +194,42 @@ def register(ws: Workspace) -> None:
 
         return request_stop(ws, int(run_id)).to_dict()
 
+    def api_compare(run_ids: list, prompt: str, base_model: str = "", max_new_tokens: int = 128,
+                    temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> dict:
+        """The base model's and 1-2 runs' answers to one prompt, same settings and seed (one batched call)."""
+        from studio.evaluation.sidebyside import BASE
+        from studio.evaluation.together import generate_together
+        from studio.train.runs import get_run
+        from studio.ui.compare import loaded_model
+
+        ids = [int(i) for i in (run_ids if isinstance(run_ids, list | tuple) else [run_ids])]
+        if not ids:
+            raise StudioError("Give one or two run ids to compare with the base model.")
+        ref = base_model or get_run(ws, ids[0]).base_model_ref
+        settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature), "top_p": float(top_p),
+                    "seed": int(seed)}
+        answers = generate_together(loaded_model(ws, ref, ids), prompt, [BASE, *ids], **settings)
+        return {"prompt": prompt, "base_model": ref, "settings": settings,
+                "answers": {("base" if side == BASE else f"run {side}"): text for side, text in answers.items()}}
+
+    def api_start_evaluation(run_id: int, split: str = "test", limit: int = 0, judge: bool = False,
+                             max_new_tokens: int = 128) -> dict:
+        """Evaluate a run against its base on a held-out split, in the background; poll evaluation_status."""
+        from studio.evaluation.batch import EvalConfig
+        from studio.ui.compare import start_eval
+
+        cfg = EvalConfig(split=split, limit=int(limit) or None, judge=bool(judge), max_new_tokens=int(max_new_tokens))
+        return start_eval(ws, int(run_id), cfg).to_dict()
+
+    def api_evaluation_status(eval_id: int) -> dict:
+        """An evaluation's status, progress, metrics and per-example rows."""
+        from studio.evaluation.batch import get_eval
+
+        return get_eval(ws, int(eval_id)).to_dict(examples=True)
+
+    gr.api(guarded(api_compare), api_name="compare")
+    gr.api(guarded(api_start_evaluation), api_name="start_evaluation")
+    gr.api(guarded(api_evaluation_status), api_name="evaluation_status")
     gr.api(guarded(api_start_training), api_name="start_training")
     gr.api(guarded(api_run_status), api_name="run_status")
     gr.api(guarded(api_stop_run), api_name="stop_run")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import api, dataset, generate, models_panel, project_bar, review, task_seeds, texts, train
+from studio.ui import api, compare, dataset, generate, models_panel, project_bar, review, task_seeds, texts, train
 from studio.ui.review import SHORTCUTS_JS as REVIEW_SHORTCUTS_JS
 from studio.workspace import Workspace
 
@@ -39,13 +39,16 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
                 dataset_tab = dataset.build(ws, bar.current)
             with gr.Tab(texts.TRAIN_TAB, id="train"):
                 train_tab = train.build(ws, bar.current)
+            with gr.Tab(texts.COMPARE_TAB, id="compare"):
+                compare_tab = compare.build(ws, bar.current)
         models_panel.build(ws, demo)
         api.register(ws)
         project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs),
                                          (generate_tab.refresh, generate_tab.refresh_outputs),
                                          (review_tab.refresh, review_tab.refresh_outputs),
                                          (dataset_tab.refresh, dataset_tab.refresh_outputs),
-                                         (train_tab.refresh, train_tab.refresh_outputs)])
+                                         (train_tab.refresh, train_tab.refresh_outputs),
+                                         (compare_tab.refresh, compare_tab.refresh_outputs)])
     return demo
 
 
@@ -59,6 +62,9 @@ def launch(host: str | None = None, port: int | None = None) -> None:
 
     runs.reconcile(ws)  # the same for training runs whose process is gone
     runs.launch_next(ws)  # and queued runs start when their device is free
+    from studio.evaluation.batch import reconcile_evals
+
+    reconcile_evals(ws)  # an evaluation cut off by the restart shows as interrupted
     demo = build_app(ws)
     # None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860).
     demo.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, **launch_kwargs(ws))
