@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/filters.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
