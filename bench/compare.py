@@ -193,14 +193,24 @@ def run_mode(mode: str, args: argparse.Namespace, prep: dict[str, Any]) -> dict[
             answers["base" if side == BASE else "tuned"].append(sbs.generate(prompt, which=which, **settings))
     generate_seconds = time.perf_counter() - started
     generate_cpu_seconds = time.process_time() - cpu_started
+    new_tokens = counter[0]  # before the batched run below, which goes through the same counted generate
+    together: dict[str, Any] = {}
+    if mode == "one":
+        # What the Compare tab does: both sides in one batched call (PEFT mixed adapters), columns together.
+        from studio.evaluation.together import generate_together
+
+        started = time.perf_counter()
+        pairs = [generate_together(one, p, [BASE, 1], **settings) for p in prompts(args.prompts)]
+        together = {"seconds": time.perf_counter() - started,
+                    "answers": {"base": [a[BASE] for a in pairs], "tuned": [a[1] for a in pairs]}}
     peak = max_rss()
     return {
         "mode": mode,
         "load_seconds": load_seconds,
         "generate_seconds": generate_seconds,
-        "new_tokens": counter[0],
-        "tokens_per_second": counter[0] / generate_seconds,
-        "tokens_per_cpu_second": counter[0] / generate_cpu_seconds,
+        "new_tokens": new_tokens,
+        "tokens_per_second": new_tokens / generate_seconds,
+        "tokens_per_cpu_second": new_tokens / generate_cpu_seconds,
         "after_imports_bytes": after_imports,
         "load_rise_bytes": after_load - after_imports,
         "peak_rise_bytes": peak - after_imports,
@@ -209,6 +219,7 @@ def run_mode(mode: str, args: argparse.Namespace, prep: dict[str, Any]) -> dict[
         "weight_bytes": sum(sbs.memory_bytes() for sbs in loaded),
         "answers": answers,
         "threads": torch.get_num_threads(),
+        "together": together,
     }
 
 
@@ -335,6 +346,13 @@ def main() -> None:
         f"weights ratio {one['weight_bytes'] / two['weight_bytes']:.2f}; "
         f"generation speed one/two {one['tokens_per_second'] / two['tokens_per_second']:.2f}x"
     )
+    tog = one.get("together") or {}
+    if tog:
+        same = all(agreement(tog["answers"][s], one["answers"][s]).startswith("identical") for s in ("base", "tuned"))
+        print(f"both sides in one batched call (the Compare tab): {tog['seconds']:.1f} s vs "
+              f"{one['generate_seconds']:.1f} s one side after the other "
+              f"({one['generate_seconds'] / tog['seconds']:.2f}x); answers "
+              f"{'identical' if same else 'DIFFERENT'} to one side at a time")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"wall time {time.perf_counter() - started:.0f} s; load average {load:.2f}")
     print(f"ratio: {one['peak_rise_bytes'] / two['peak_rise_bytes']:.2f}")
