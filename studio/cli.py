@@ -16,6 +16,7 @@ from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_
 from studio.cli_compare import register as register_compare_commands
 from studio.cli_dataset import register as register_dataset_commands
 from studio.cli_generate import register as register_generation_commands
+from studio.cli_publish import register as register_publish_commands
 from studio.cli_report import register as register_report_commands
 from studio.cli_review import register as register_review_commands
 from studio.cli_train import register as register_train_commands
@@ -35,6 +36,7 @@ register_dataset_commands(app)
 register_train_commands(app)
 register_compare_commands(app)
 register_report_commands(app)
+register_publish_commands(app)
 
 @app.command("app")
 def run_app(

@@ -20,6 +20,12 @@ class Settings:
     """SEED_STUDIO_MODELS_DIR: converted model cache; defaults to STUDIO_HOME/models."""
     max_upload_mb: float
     """SEED_STUDIO_MAX_UPLOAD_MB: largest seed file accepted (default 50)."""
+    space_id: str = ""
+    """SPACE_ID: set by Hugging Face Spaces (owner/name); empty anywhere else."""
+
+    @property
+    def on_space(self) -> bool:
+        return bool(self.space_id)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -28,7 +34,8 @@ class Settings:
 
 def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
     """Settings from the environment; `home` overrides STUDIO_HOME (tests, CLI --home)."""
-    root = Path(home or os.environ.get("STUDIO_HOME") or "studio_home").expanduser().resolve()
+    space_id = os.environ.get("SPACE_ID", "").strip()
+    root = Path(home or os.environ.get("STUDIO_HOME") or default_home(space_id)).expanduser().resolve()
     models = os.environ.get("SEED_STUDIO_MODELS_DIR")
     raw_limit = os.environ.get("SEED_STUDIO_MAX_UPLOAD_MB", "")
     try:
@@ -39,4 +46,16 @@ def load_settings(home: str | os.PathLike[str] | None = None) -> Settings:
         home=root,
         models_dir=Path(models).expanduser().resolve() if models else root / "models",
         max_upload_mb=limit if limit > 0 else DEFAULT_MAX_UPLOAD_MB,
+        space_id=space_id,
     )
+
+
+SPACE_PERSISTENT_DIR = Path("/data")
+
+
+def default_home(space_id: str = "") -> Path:
+    """Where the workspace lives without STUDIO_HOME: on a Space with persistent storage (mounted at /data),
+    there, so projects survive a restart; else ./studio_home (a Space without it loses data on restart)."""
+    if space_id and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK):
+        return SPACE_PERSISTENT_DIR / "seed-studio"
+    return Path("studio_home")

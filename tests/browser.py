@@ -35,3 +35,23 @@ def browser_page(width: int = 1280, height: int = 800) -> Iterator:
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_contexts(count: int, width: int = 1280, height: int = 900) -> Iterator[list]:
+    """`count` pages in separate browser contexts: separate cookies and storage, like different people."""
+    from playwright.sync_api import expect, sync_playwright
+
+    require_chromium()
+    expect.set_options(timeout=20_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            pages = []
+            for _ in range(count):
+                page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+                page.set_default_timeout(30_000)
+                pages.append(page)
+            yield pages
+        finally:
+            browser.close()

@@ -222,6 +222,8 @@ def create_run(
     device = device_key(device or default_device())
     if not device:
         raise TrainError("No device was given. Use 'cpu' or 'cuda:0'.")
+    if device == "cpu" and space_without_gpu(ws):
+        raise TrainError(SPACE_NO_GPU)
     clean_name = " ".join((name or "").split())
     if len(clean_name) > 80:
         raise TrainError(
@@ -356,6 +358,19 @@ def _param_count(ws: Workspace, info: Any) -> int | None:
         return model_size(info.ref, ws.models_dir).params
     except TrainError:  # size unknown (a Hub model not downloaded yet): the worker will say more
         return None
+
+
+SPACE_NO_GPU = ("Training is switched off on this Space: it has no GPU, and a shared Space's CPU would be busy "
+                "for hours. Duplicate the Space and pick GPU hardware in its settings, or run the studio on your "
+                "own machine (`make run`). Everything else here works: seeds, generation, review, datasets, "
+                "comparing runs and publishing.")
+
+
+def space_without_gpu(ws: Workspace) -> bool:
+    """On a Hugging Face Space (SPACE_ID) with no GPU; SEED_STUDIO_ALLOW_CPU_TRAINING=1 lets CPU train anyway."""
+    if not ws.settings.on_space or os.environ.get("SEED_STUDIO_ALLOW_CPU_TRAINING", "").strip() == "1":
+        return False
+    return default_device() == "cpu"
 
 
 def default_device() -> str:
@@ -649,7 +664,9 @@ def _launch(ws: Workspace, run_id: int) -> bool:
 
 def _spawn(ws: Workspace, run_id: int, output_dir: Path, log_path: Path) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "STUDIO_HOME": str(ws.home), "PYTHONUNBUFFERED": "1"}
+    # The worker opens this workspace and its model cache (a visitor's workspace shares the host's cache).
+    env = {**os.environ, "STUDIO_HOME": str(ws.home), "SEED_STUDIO_MODELS_DIR": str(ws.models_dir),
+           "PYTHONUNBUFFERED": "1"}
     # The studio package may run from a checkout that is not installed: let `-m studio...` find it anyway.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)

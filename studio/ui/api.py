@@ -13,6 +13,7 @@ from studio.data.formats import summary_text
 from studio.data.importer import commit_import, preview_file
 from studio.errors import StudioError
 from studio.models.registry import DEFAULT_BASE_MODEL, DEFAULT_TEACHER
+from studio.ui.visitors import concrete
 from studio.workspace import Workspace
 from studio.workspace.projects import create_project, list_projects
 from studio.workspace.seeds import list_seeds
@@ -67,7 +68,7 @@ def register(ws: Workspace) -> None:
             req = batches.BatchRequest(int(project_id), strat.name, count, spec, None,
                                        StrategyOptions.from_dict(options), GenerationParams.from_dict(generation or {}))
             b = batches.plan_batch(ws, req)
-            batches.start_in_background(ws, b.id)
+            batches.start_in_background(concrete(ws), b.id)
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
         return batch_json(b.id)
@@ -99,7 +100,7 @@ def register(ws: Workspace) -> None:
         from studio.augment import batches
 
         try:
-            batches.start_in_background(ws, int(batch_id))
+            batches.start_in_background(concrete(ws), int(batch_id))
             return batch_json(batch_id)
         except StudioError as exc:
             raise gr.Error(str(exc)) from None

@@ -20,6 +20,7 @@ from studio import charts
 from studio.errors import StudioError
 from studio.ui import texts
 from studio.ui.tab import TabHandle, fail, require_project
+from studio.ui.visitors import concrete
 from studio.workspace import Workspace
 
 POLL_SECONDS = 2.0
@@ -66,6 +67,7 @@ def start_eval(ws: Workspace, run_id: int, cfg: Any) -> Any:
     """Create an evaluation (every check first) and run it in a thread of the app; the row shows progress."""
     from studio.evaluation.batch import create_eval, get_eval, run_eval, stop_eval
 
+    ws = concrete(ws)  # the thread outlives the event: it needs the visitor's real workspace
     ev = create_eval(ws, run_id, cfg)
 
     def work() -> None:

@@ -24,6 +24,7 @@ from studio.teachers.base import GenerationParams
 from studio.teachers.spec import finished_runs, parse_teacher, try_teacher
 from studio.ui import texts
 from studio.ui.tab import TabHandle, fail, require_project
+from studio.ui.visitors import concrete
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project, update_project
 
@@ -387,7 +388,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         try:
             req = make_request(pid, count_value, version_id, *values)
             b = batches.plan_batch(ws, req)
-            batches.start_in_background(ws, b.id, api_key=key or None)
+            batches.start_in_background(concrete(ws), b.id, api_key=key or None)
         except StudioError as exc:
             raise fail(exc) from None
         return [b.id, *batch_view(pid, b.id)]
@@ -401,7 +402,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         if batch_id is None:
             raise gr.Error("Pick a batch in the table first.")
         try:
-            batches.start_in_background(ws, batch_id, api_key=key or None)
+            batches.start_in_background(concrete(ws), batch_id, api_key=key or None)
         except StudioError as exc:
             raise fail(exc) from None
         return batch_view(pid, batch_id)

@@ -47,6 +47,9 @@ def browser_secret(ws: Workspace) -> str:
     """A per-workspace secret for BrowserState, so remembered picks survive an app restart."""
     import secrets
 
+    from studio.ui.visitors import host
+
+    ws = host(ws)  # one secret for the installation, also when each visitor has a workspace of their own
     secret = ws.get_setting("ui.browser_secret")
     if not secret:
         secret = secrets.token_hex(16)

@@ -6,12 +6,28 @@ Publish) by the issue that builds each one; no placeholder tabs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
-from studio.ui import api, compare, dataset, generate, models_panel, project_bar, review, task_seeds, texts, train
+from studio.ui import (
+    api,
+    compare,
+    dataset,
+    generate,
+    models_panel,
+    project_bar,
+    publish,
+    review,
+    task_seeds,
+    texts,
+    train,
+)
 from studio.ui.review import SHORTCUTS_JS as REVIEW_SHORTCUTS_JS
+from studio.ui.visitors import HEAD as VISITOR_HEAD
+from studio.ui.visitors import VISITORS_DIR, VisitorWorkspaces, per_visitor, visitor_homes
 from studio.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -22,8 +38,11 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="emerald", secondary_hue="sky", neutral_hue="slate")
 
 
-def build_app(ws: Workspace | None = None) -> gr.Blocks:
-    ws = ws or Workspace.open()
+def build_app(root: Workspace | None = None) -> gr.Blocks:
+    """The page. Tabs get `ws`: the workspace itself, or, hosted for many people, a stand-in that resolves to
+    each visitor's own workspace on every event (studio.ui.visitors)."""
+    root = root or Workspace.open()
+    ws: Any = VisitorWorkspaces(root) if per_visitor(root) else root
     with gr.Blocks(title=texts.TITLE, analytics_enabled=False) as demo:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# 🌱 {texts.TITLE}\n{texts.TAGLINE}\n\n{texts.FIRST_STEP}", elem_id="studio-intro")
@@ -41,6 +60,8 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
                 train_tab = train.build(ws, bar.current)
             with gr.Tab(texts.COMPARE_TAB, id="compare"):
                 compare_tab = compare.build(ws, bar.current)
+            with gr.Tab(texts.PUBLISH_TAB, id="publish"):
+                publish_tab = publish.build(ws, bar.current)
         models_panel.build(ws, demo)
         api.register(ws)
         project_bar.wire(ws, bar, demo, [(seeds_tab.refresh, seeds_tab.refresh_outputs),
@@ -48,36 +69,44 @@ def build_app(ws: Workspace | None = None) -> gr.Blocks:
                                          (review_tab.refresh, review_tab.refresh_outputs),
                                          (dataset_tab.refresh, dataset_tab.refresh_outputs),
                                          (train_tab.refresh, train_tab.refresh_outputs),
-                                         (compare_tab.refresh, compare_tab.refresh_outputs)])
+                                         (compare_tab.refresh, compare_tab.refresh_outputs),
+                                         (publish_tab.refresh, publish_tab.refresh_outputs)])
     return demo
 
 
 def launch(host: str | None = None, port: int | None = None) -> None:
     """Open the workspace, build the page and serve it (blocks). No model is loaded here."""
     ws = Workspace.open()
-    from studio import jobs
-
-    jobs.reconcile(ws)  # jobs left "running" by a killed studio become "interrupted", ready to resume
-    from studio.train import runs
-
-    runs.reconcile(ws)  # the same for training runs whose process is gone
-    runs.launch_next(ws)  # and queued runs start when their device is free
-    from studio.evaluation.batch import reconcile_evals
-
-    reconcile_evals(ws)  # an evaluation cut off by the restart shows as interrupted
+    for each in [ws, *(Workspace(replace(ws.settings, home=home)) for home in visitor_homes(ws))]:
+        recover(each)
     demo = build_app(ws)
     # None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860).
     demo.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, **launch_kwargs(ws))
 
 
+def recover(ws: Workspace) -> None:
+    """After a restart: what was cut off shows as interrupted (ready to resume), queued runs start."""
+    from studio import jobs
+    from studio.evaluation.batch import reconcile_evals
+    from studio.train import runs
+
+    jobs.reconcile(ws)  # generation jobs left "running" by a killed studio
+    runs.reconcile(ws)  # training runs whose process is gone
+    runs.launch_next(ws)  # queued runs start when their device is free
+    reconcile_evals(ws)  # evaluations cut off by the restart
+
+
 def launch_kwargs(ws: Workspace) -> dict:
     """Arguments for demo.launch(): look, upload limit. Host/port come from GRADIO_SERVER_NAME/PORT."""
+    shared = per_visitor(ws)
     return {
         "theme": theme(),
         "css_paths": [CSS_PATH] if CSS_PATH.exists() else None,
         "max_file_size": ws.settings.max_upload_bytes,
-        # Exported dataset files are offered for download from the workspace's exports/ folder.
-        "allowed_paths": [str(ws.exports_dir)],
+        # Exported files (datasets, reports) are offered for download from the workspaces' exports/ folders.
+        "allowed_paths": [str(ws.exports_dir), *([str(ws.home / VISITORS_DIR)] if shared else [])],
         "js": REVIEW_SHORTCUTS_JS,
+        # The visitor cookie must exist before the app's first event: a script in the head, not `js`.
+        "head": VISITOR_HEAD if shared else None,
         "favicon_path": ASSETS / "logo.svg" if (ASSETS / "logo.svg").exists() else None,
     }

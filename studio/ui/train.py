@@ -147,7 +147,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     selected = gr.State(None)
     fields = _fields()
 
+    from studio.train.runs import SPACE_NO_GPU, space_without_gpu
+
     gr.Markdown(texts.TRAIN_INTRO)
+    no_gpu = space_without_gpu(ws)
+    gr.Markdown(f"⚠️ {SPACE_NO_GPU}", visible=no_gpu, elem_id="train-space-no-gpu")
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
@@ -177,7 +181,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             estimate_box = gr.Markdown("", elem_id="train-estimate")
             with gr.Row():
                 name = gr.Textbox(label=texts.TRAIN_NAME, placeholder=texts.TRAIN_NAME_PLACEHOLDER, scale=2)
-                start_btn = gr.Button(texts.TRAIN_START, variant="primary", scale=1, elem_id="train-start")
+                start_btn = gr.Button(texts.TRAIN_START, variant="primary", scale=1, interactive=not no_gpu,
+                                      elem_id="train-start")
     progress = gr.HTML(progress_html(None), elem_id="train-progress")
     alarm = gr.Markdown("", elem_id="train-alarm")
     with gr.Row():
