@@ -125,10 +125,10 @@ def test_refusals_write_nothing(ws: Workspace, stand_in: StandIn, tmp_path: Path
     assert "freeze a version with them" in message
     refused(DatasetVersionError, "no dataset version #999", version_id=999)
     refused(DatasetVersionError, "belongs to another project", version_id=other_version)
-    refused(ProjectError, "", project=12345)
+    refused(ProjectError, "no project #12345", project=12345)
     refused(TrainError, "learning rate must be above 0", config=TrainConfig(learning_rate=-1.0))
     refused(TrainError, "needs LoRA or QLoRA", config=TrainConfig(method="full", learning_rate=1e-5))
-    refused(ModelRefError, "", base_model_ref=str(tmp_path / "no-such-model"))
+    refused(ModelRefError, "does not exist", base_model_ref=str(tmp_path / "no-such-model"))
     with pytest.raises(TrainError, match="no ablation #77"):
         get_ablation(ws, 77)
     with pytest.raises(TrainError, match="no ablation #77"):

@@ -5,7 +5,9 @@ app), with a token pasted into the page; the token ends up in no file of the wor
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from studio.data.versions import FreezeConfig, freeze_version
 from studio.workspace import Workspace
 from studio.workspace.projects import find_project
 from tests.browser import browser_page
-from tests.conftest import SHARED_SEEDS, RunningApp
+from tests.conftest import ROOT, SHARED_SEEDS, RunningApp
 from tests.factories import finished_run
 from tests.hub_server import HubServer
 from tests.test_browser_seeds import open_new_project
@@ -60,6 +62,9 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
                 expect(table).to_contain_text("alice/seed-lora")
                 expect(table).to_contain_text("alice/seed-data")
                 expect(page.get_by_text("Published from this project")).to_be_visible()
+                page.evaluate("document.querySelectorAll('.toast-wrap').forEach(e => e.remove())")
+                page.locator("#publish-result").scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "publish.png"), full_page=False)
         finally:
             app.stop()
 
@@ -71,3 +76,5 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
     assert TOKEN not in app.log.read_text(errors="replace")
+    if os.environ.get("SEED_STUDIO_UPDATE_SCREENSHOTS"):
+        shutil.copy(tmp_path / "publish.png", ROOT / "assets" / "screenshot-publish.png")
