@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python bench/filters.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/compare.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -107,7 +107,8 @@ def dataset_show(version: Annotated[str, typer.Argument(help="Version id or name
 @dataset_app.command("export")
 def dataset_export(
     version: Annotated[str, typer.Argument(help="Version id or name.")],
-    file_format: Annotated[str, typer.Option("--format", help="parquet or jsonl.")] = "parquet",
+    file_format: Annotated[str, typer.Option("--format", help="parquet, jsonl or csv (formula-safe, for "
+                                             "spreadsheets).")] = "parquet",
     style: Annotated[str, typer.Option(help="messages (chat) or prompt_completion.")] = "messages",
     out: Annotated[Path | None, typer.Option(help="Parent folder; the export goes into a new subfolder "
                                              "VERSION-STYLE-FORMAT (default: the workspace's exports/).")] = None,

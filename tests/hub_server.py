@@ -55,6 +55,8 @@ retry_after=None, match=None)` answers the next n requests (whose "METHOD /path"
 if given) with that status (429 also carries the Hub's RateLimit headers; `retry_after` adds Retry-After,
 and the client then sleeps that + 1 s); `hub.drop_next(n, match=None)` reads the request and closes the
 connection unanswered (the client raises httpx2.RemoteProtocolError). Faulted requests are still logged.
+`hub.delay_next(n, seconds, match=None)` holds matching requests that long, then answers them normally (a
+slow Hub: a test kills the client while the request waits; the server still applies it afterwards).
 `hub.stop()` makes the Hub unreachable (ConnectError). The client itself retries (1 s, 2 s, ... up to 5
 times) only preupload, LFS batch/upload/verify, and file GETs on 429; create_repo, whoami, commit, repo_info
 and the HEAD before a download raise on the first 429/5xx/drop.
@@ -68,7 +70,7 @@ Public API (other tests rely on it): `HubServer(datasets=None, *, tokens=None)`,
 manager, `url`, `add_token(token, user, *, write=True, orgs=())`, `add_dataset`/`add_model`/`add_repo(repo_id,
 files, *, gated=False, private=False, token=None)`, `repo(repo_id, repo_type="model") -> HubRepo | None`
 (`.files` on main, `.sha`, `.private`, `.commits`, `.is_lfs(path)`), `commits(repo_id, repo_type="model")`,
-`fail_next`, `drop_next`, `requests`, `downloads()`, `token_leaks(secret)`, `tokens` (token -> HubUser),
+`fail_next`, `drop_next`, `delay_next`, `requests`, `downloads()`, `token_leaks(secret)`, `tokens` (token -> HubUser),
 `lfs_objects`; and `isolate_hf_client(monkeypatch, tmp_path, endpoint=None)`.
 
 Use:
@@ -90,6 +92,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -254,6 +257,7 @@ class _Fault:
     status: int | None  # None: drop the connection
     retry_after: int | None
     match: re.Pattern[str] | None
+    delay: float = 0.0  # > 0: wait this long, then answer the request normally (delay_next)
 
 
 class HubServer:
@@ -332,6 +336,12 @@ class HubServer:
         """Close the connection, unanswered, on the next `n` requests (matching `match`, if given)."""
         with self._lock:
             self._faults.append(_Fault(n, None, None, re.compile(match) if match else None))
+
+    def delay_next(self, n: int = 1, seconds: float = 5.0, *, match: str | None = None) -> None:
+        """Hold the next `n` requests (matching `match`, if given) for `seconds`, then answer them normally:
+        a slow Hub, so a test can kill the client mid-request (the request is logged when it arrives)."""
+        with self._lock:
+            self._faults.append(_Fault(n, None, None, re.compile(match) if match else None, float(seconds)))
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._lock:
@@ -465,6 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._record = RequestRecord(self.command, url.path, token is not None, url.query, headers, body)
         self.hub._record(self._record)
         fault = self.hub._take_fault(self.command, url.path)
+        if fault is not None and fault.delay > 0:
+            time.sleep(fault.delay)  # a slow Hub: then answered as usual
+            fault = None
         if fault is not None and fault.status is None:
             self.close_connection = True  # dropped: the client sees the connection close unanswered
             return

@@ -204,8 +204,8 @@ def test_failed_export_leaves_nothing_behind(ws, version, monkeypatch) -> None:
 
 
 def test_bad_export_requests(ws, version) -> None:
-    with pytest.raises(DatasetVersionError, match="'csv' is not an export format; use parquet or jsonl"):
-        export_version(ws, version, file_format="csv")
+    with pytest.raises(DatasetVersionError, match="'xlsx' is not an export format; use parquet, jsonl or csv"):
+        export_version(ws, version, file_format="xlsx")
     with pytest.raises(DatasetVersionError, match="'alpaca' is not an export style"):
         export_version(ws, version, style="alpaca")
     with pytest.raises(DatasetVersionError, match="no dataset version #999"):

@@ -6,12 +6,19 @@ the same. Text that could carry a credential (teacher URLs, file names) goes thr
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from studio.data.versions import DROP_REASONS, ORIGINS, SPLITS, DatasetVersion, get_version_by_id, public_text
 from studio.workspace.store import Workspace
 
-FILE_EXTENSIONS = {"parquet": "parquet", "jsonl": "jsonl"}
+FILE_EXTENSIONS = {"parquet": "parquet", "jsonl": "jsonl", "csv": "csv"}
+BUILDERS = {"parquet": "parquet", "jsonl": "json", "csv": "csv"}
+"""file format -> the `datasets` builder that loads it."""
+CSV_NOTE = ("In the CSV files, a cell that began with `=`, `+`, `-`, `@`, a tab or a carriage return starts with an "
+            "extra `'` so that a spreadsheet shows it as text instead of running it as a formula; remove that "
+            "first character to get the original text (the Parquet and JSONL exports keep it as written). A "
+            "`messages` cell holds the conversation as JSON text.")
 TASK_CATEGORIES = {"chat": ["text-generation"], "classification": ["text-generation", "text-classification"],
                    "ner": ["text-generation", "token-classification"]}
 COLUMNS = {
@@ -36,8 +43,16 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def _text(value: Any) -> str:
+    """User text (task, names, warnings) for the Markdown body: `<`, `>` and `&` as entities. Why: the card is
+    rendered by the Dataset tab and by the Hub; a task or row that holds `<img onerror=...>` must read as
+    those characters, not be turned into markup (or silently dropped by a sanitiser). Not for code spans,
+    which already show their content literally."""
+    return html.escape(str(value), quote=False)
+
+
 def _cell(value: Any) -> str:
-    return public_text(str(value)).replace("|", "\\|").replace("\n", " ")
+    return _text(public_text(str(value))).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -85,8 +100,8 @@ def _body(version: DatasetVersion, project_name: str, task: str, file_format: st
     counts = version.counts
     by_origin = stats.get("by_origin", {o: 0 for o in ORIGINS})
     total = version.total
-    lines = [f"# {project_name}: dataset {version.name}", ""]
-    lines += ["## What it is for", "", task.strip() or "No task description was written for this project.", ""]
+    lines = [f"# {_text(project_name)}: dataset {_text(version.name)}", ""]
+    lines += ["## What it is for", "", _text(task.strip()) or "No task description was written for this project.", ""]
     lines += [f"Made with Seed Studio from {by_origin.get('seed', 0)} human-written seed examples and "
               f"{by_origin.get('synthetic', 0)} synthetic rows generated from them and vetted as described below "
               f"(filters, human review). Version `{version.name}` was frozen on {version.created_at}; its rows "
@@ -180,13 +195,15 @@ def _body(version: DatasetVersion, project_name: str, task: str, file_format: st
                   f"({_pct(general['fraction'])} of the train size), so the model keeps its general skills.", ""]
 
     if stats.get("warnings"):
-        lines += ["## Notes from freezing", ""] + [f"- {w}" for w in stats["warnings"]] + [""]
+        lines += ["## Notes from freezing", ""] + [f"- {_text(w)}" for w in stats["warnings"]] + [""]
 
-    builder = "parquet" if file_format == "parquet" else "json"
+    builder = BUILDERS[file_format]
     files = ", ".join(f'"{s}": "{data_file_name(s, file_format)}"' for s in SPLITS if version.splits.get(s))
     lines += ["## How to load", "", "```python", "from datasets import load_dataset", "",
               f'ds = load_dataset("{builder}", data_files={{{files}}})', "```", "",
               "From the Hub: `load_dataset(\"<user>/<repo>\")`.", ""]
+    if file_format == "csv":
+        lines += [CSV_NOTE, ""]
 
     lines += ["## License", ""]
     if cfg.get("license"):

@@ -1,8 +1,13 @@
-"""A frozen version as files (Parquet or JSON Lines, one per split, plus README.md) or as a DatasetDict.
+"""A frozen version as files (Parquet, JSON Lines or CSV, one per split, plus README.md) or as a DatasetDict.
 
 Styles: "messages" (a `messages` column of {role, content}) or "prompt_completion" (`prompt`, `completion`),
 made by studio.data.chat; every row also carries `origin`, `source_id` and `format` for provenance.
 Empty splits get no file and no entry in the DatasetDict (an empty table has no schema to save).
+
+CSV is for people who open the data in a spreadsheet, so it is neutralised against formula injection: a seed
+or generated cell such as `=cmd|' /C calc'!A0` would run when Excel or LibreOffice opens the file. Every text
+cell starting with = + - @ tab or carriage return gets a leading apostrophe (OWASP's advice); the workspace,
+Parquet and JSONL keep the text exactly as written. List cells (`messages`) are written as JSON text.
 
 The default folder is <workspace>/exports/<project-slug>/<version-slug>-<style>-<format>; `out_dir` replaces
 <workspace>/exports/<project-slug>, so a chosen folder is never emptied, only given a new subfolder. Files are
@@ -12,6 +17,8 @@ a failure leaves no half-written export, and an earlier export of the same versi
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 import shutil
 import tempfile
@@ -51,7 +58,8 @@ def slug(text: str, fallback: str = "dataset") -> str:
 
 def _check(file_format: str | None = None, style: str | None = None) -> None:
     if file_format is not None and file_format not in FILE_FORMATS:
-        raise DatasetVersionError(f"'{file_format}' is not an export format; use {' or '.join(FILE_FORMATS)}.")
+        raise DatasetVersionError(f"'{file_format}' is not an export format; use "
+                                  f"{', '.join(FILE_FORMATS[:-1])} or {FILE_FORMATS[-1]}.")
     if style is not None and style not in STYLES:
         raise DatasetVersionError(f"'{style}' is not an export style; use {' or '.join(STYLES)}.")
 
@@ -118,12 +126,37 @@ def _write(tmp: Path, records: dict[str, list[dict[str, Any]]], card: str, file_
         if not rows:
             continue
         path = str(tmp / data_file_name(split, file_format))
-        ds = Dataset.from_list(rows)
         if file_format == "parquet":
-            ds.to_parquet(path)
+            Dataset.from_list(rows).to_parquet(path)
+        elif file_format == "csv":
+            _write_csv(path, rows)
         else:
-            ds.to_json(path, lines=True, force_ascii=False)
+            Dataset.from_list(rows).to_json(path, lines=True, force_ascii=False)
     (tmp / "README.md").write_text(card, encoding="utf-8")
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (or hide one behind a control character)."""
+
+
+def csv_safe(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: `'` before a text starting with a formula character; lists and
+    dicts as JSON text. Why: CSV exports are opened in Excel, where `=HYPERLINK(...)` or `=cmd|...` in a
+    generated row would run; the apostrophe is the spreadsheet's own "this is text" mark."""
+    if isinstance(value, list | dict):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([csv_safe(r.get(c, "")) for c in columns])
 
 
 def _move_into_place(tmp: Path, folder: Path) -> None:

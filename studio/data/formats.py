@@ -188,7 +188,7 @@ def _value_shape(values: list[Any]) -> str:
         if isinstance(v, str) and v.strip().startswith("["):
             try:
                 v = json.loads(v)
-            except ValueError:
+            except (ValueError, RecursionError):  # a cell of 5,000 '[' must read as text, not crash
                 return "scalar"
             prefix = "json_"
         else:
@@ -303,7 +303,7 @@ def _as_list(v: Any) -> list[Any] | None:
     if isinstance(v, str) and v.strip().startswith("["):
         try:
             parsed = json.loads(v)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return parsed if isinstance(parsed, list) else None
     return None

@@ -16,6 +16,11 @@ from typing import Any
 
 from studio.errors import InputFileError
 
+MAX_NESTING = 64
+"""Deepest JSON nesting a seed row may have. Seeds are flat records or a list of messages (depth 3-4); a
+file nested deeper is a mistake or an attack, and Python's own recursion limit (about 1000) must never be
+what stops it: that would surface as a RecursionError instead of a message."""
+
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet")
 _SUPPORTED_TEXT = "CSV, TSV, JSON, JSONL or Parquet"
 
@@ -55,10 +60,28 @@ def human_size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def safe_display_name(name: str) -> str:
+    """The last component of an upload's name, without control characters.
+
+    Why: the name a browser or client sends is chosen by whoever uploads (`../../etc/passwd.csv`,
+    `C:\\x\\seeds.csv`, a name with a newline). It is only ever shown and stored as text (messages, the
+    seed's `source`, import rows), never used as a path; keeping just its base name means no later use can
+    turn it into one, and no message or log line can be forged with an embedded line break.
+    """
+    cleaned = "".join(ch for ch in str(name) if ch.isprintable())
+    base = cleaned.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].strip()
+    if base in ("", ".", ".."):
+        return "upload"
+    if len(base) > 200:  # keep the extension: it says how the file is read
+        suffix = Path(base).suffix[:20]
+        base = base[: 200 - len(suffix)] + suffix
+    return base
+
+
 def read_table(path: str | Path, *, display_name: str | None = None, max_bytes: int) -> RawTable:
     """Read one seed file. `display_name` is what the user calls it (the upload's original name)."""
     path = Path(path)
-    name = display_name or path.name
+    name = safe_display_name(display_name or path.name)
     ext = Path(name).suffix.lower() or path.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         raise InputFileError(
@@ -169,6 +192,8 @@ def _read_jsonl(text: str, name: str) -> RawTable:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise InputFileError(_too_deep_message(name, f"line {i + 1}")) from None
         except json.JSONDecodeError as exc:
             cut = i == last_content and not text.rstrip(" \t").endswith("\n")
             why = "looks cut off (the file may not have finished saving or downloading)" if cut else (
@@ -178,6 +203,8 @@ def _read_jsonl(text: str, name: str) -> RawTable:
         if not isinstance(obj, dict):
             raise InputFileError(f"{name}: line {i + 1} is a JSON {type(obj).__name__}, not an object. Each "
                                  'line must be one object, like {"instruction": "...", "output": "..."}.')
+        if nesting_depth(obj) > MAX_NESTING:
+            raise InputFileError(_too_deep_message(name, f"line {i + 1}"))
         rows.append(obj)
     return RawTable(name, _columns(rows), rows)
 
@@ -185,6 +212,8 @@ def _read_jsonl(text: str, name: str) -> RawTable:
 def _read_json(text: str, name: str) -> RawTable:
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise InputFileError(_too_deep_message(name, "the file")) from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # one object per line: JSONL saved as .json
             return _read_jsonl(text, name)
@@ -198,6 +227,9 @@ def _read_json(text: str, name: str) -> RawTable:
     if not isinstance(obj, list):
         raise InputFileError(f"{name} holds a single JSON {type(obj).__name__}. It must hold a list of "
                              'objects, like [{"instruction": "...", "output": "..."}, ...].')
+    deep = next((i for i, r in enumerate(obj) if nesting_depth(r) > MAX_NESTING), None)
+    if deep is not None:
+        raise InputFileError(_too_deep_message(name, f"item {deep + 1}"))
     bad = next((i for i, r in enumerate(obj) if not isinstance(r, dict)), None)
     if bad is not None:
         raise InputFileError(f"{name}: item {bad + 1} of the list is a JSON {type(obj[bad]).__name__}, not "
@@ -227,3 +259,26 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
         for k in r:
             seen.setdefault(str(k), None)
     return list(seen)
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (a scalar is 0), without recursion: the check itself
+    must not be what a hostile file breaks."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((x, depth) for x in v)
+    return deepest
+
+
+def _too_deep_message(name: str, where: str) -> str:
+    return (f"{name}: {where} nests lists or objects more than {MAX_NESTING} levels deep, which no seed "
+            "format needs. Each row must be a flat object (a conversation is a list of {role, content} "
+            "messages); export the seeds again and upload that file.")

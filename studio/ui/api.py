@@ -233,7 +233,14 @@ def register(ws: Workspace) -> None:
     gr.api(guarded(api_evaluation_status), api_name="evaluation_status")
     gr.api(guarded(api_start_training), api_name="start_training")
     gr.api(guarded(api_run_status), api_name="run_status")
+    def api_resume_run(run_id: int) -> dict:
+        """Resume a stopped, interrupted or failed run from its newest checkpoint (what the Train tab's button does)."""
+        from studio.train.runs import resume
+
+        return resume(ws, int(run_id)).to_dict()
+
     gr.api(guarded(api_stop_run), api_name="stop_run")
+    gr.api(guarded(api_resume_run), api_name="resume_run")
     gr.api(guarded(api_filter_batch), api_name="filter_batch")
     gr.api(guarded(api_review_sample), api_name="review_sample")
     gr.api(guarded(api_record_verdict), api_name="record_verdict")

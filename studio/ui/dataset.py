@@ -91,7 +91,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 hist_plot = gr.HTML("", elem_id="ds-hist")
         with gr.Tab(texts.DS_EXPORT):
             with gr.Row():
-                file_format = gr.Radio(["parquet", "jsonl"], value="parquet", label=texts.DS_FORMAT,
+                file_format = gr.Radio(["parquet", "jsonl", "csv"], value="parquet", label=texts.DS_FORMAT,
                                        elem_id="ds-format")
                 style = gr.Radio([("chat messages", "messages"), ("prompt / completion", "prompt_completion")],
                                  value="messages", label=texts.DS_STYLE, info=texts.DS_STYLE_HELP, elem_id="ds-style")

@@ -54,13 +54,13 @@ def build_app(root: Workspace | None = None) -> gr.Blocks:
                 generate_tab = generate.build(ws, bar.current)
             with gr.Tab(texts.REVIEW_TAB, id="review") as review_tab_item:
                 review_tab = review.build(ws, bar.current, review_tab_item)
-            with gr.Tab(texts.DATASET_TAB, id="dataset"):
+            with gr.Tab(texts.DATASET_TAB, id="dataset") as dataset_tab_item:
                 dataset_tab = dataset.build(ws, bar.current)
-            with gr.Tab(texts.TRAIN_TAB, id="train"):
+            with gr.Tab(texts.TRAIN_TAB, id="train") as train_tab_item:
                 train_tab = train.build(ws, bar.current)
-            with gr.Tab(texts.COMPARE_TAB, id="compare"):
+            with gr.Tab(texts.COMPARE_TAB, id="compare") as compare_tab_item:
                 compare_tab = compare.build(ws, bar.current)
-            with gr.Tab(texts.PUBLISH_TAB, id="publish"):
+            with gr.Tab(texts.PUBLISH_TAB, id="publish") as publish_tab_item:
                 publish_tab = publish.build(ws, bar.current)
         models_panel.build(ws, demo)
         api.register(ws)
@@ -71,6 +71,13 @@ def build_app(root: Workspace | None = None) -> gr.Blocks:
                                          (train_tab.refresh, train_tab.refresh_outputs),
                                          (compare_tab.refresh, compare_tab.refresh_outputs),
                                          (publish_tab.refresh, publish_tab.refresh_outputs)])
+        # A tab shows what the earlier steps made since it was last drawn (a batch just generated, a run
+        # just finished) as soon as it is opened, without a reload.
+        for item, handle in ((review_tab_item, review_tab), (dataset_tab_item, dataset_tab),
+                             (train_tab_item, train_tab), (compare_tab_item, compare_tab),
+                             (publish_tab_item, publish_tab)):
+            item.select(handle.refresh, [bar.current], handle.refresh_outputs, show_progress="hidden",
+                        api_name=False)
     return demo
 
 
@@ -80,8 +87,34 @@ def launch(host: str | None = None, port: int | None = None) -> None:
     for each in [ws, *(Workspace(replace(ws.settings, home=home)) for home in visitor_homes(ws))]:
         recover(each)
     demo = build_app(ws)
+    _patient_start_check()
     # None lets Gradio read GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860).
     demo.queue(default_concurrency_limit=8).launch(server_name=host, server_port=port, **launch_kwargs(ws))
+
+
+def _patient_start_check(seconds: float = 30.0) -> None:
+    """Gradio checks its own server with one HEAD request and a 3 s timeout, and on a timeout exits ("a
+    shareable link must be created"). On a busy machine (2 cores and a training worker) that timeout is
+    normal: keep asking for up to `seconds` instead of dying at start."""
+    import time
+
+    from gradio import networking
+
+    original = networking.url_ok
+    if getattr(original, "patient", False):
+        return
+
+    def url_ok(url: str) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if original(url):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+    url_ok.patient = True  # type: ignore[attr-defined]
+    networking.url_ok = url_ok
 
 
 def recover(ws: Workspace) -> None:
