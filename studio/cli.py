@@ -79,6 +79,20 @@ def project_create(
             typer.echo(f"  [{a.level}] {a.message}")
 
 
+@project_app.command("example")
+def project_example(home: HomeOption = None) -> None:
+    """Create a project from the team's example (customer-support replies: task and seeds) and make it
+    current: the quickest way to try the whole flow."""
+    from studio.examples import create_example_project
+    from studio.workspace.projects import use_project
+
+    ws = open_workspace(home)
+    p, result = create_example_project(ws)
+    use_project(ws, str(p.id))
+    typer.echo(f"Created project #{p.id} '{p.name}' (now current) with {result.imported} example seeds.")
+    typer.echo("Next: seed-studio generate --strategy instruction-expansion --count 8")
+
+
 @project_app.command("list")
 def project_list(as_json: JsonOption = False, home: HomeOption = None) -> None:
     """List projects (the current one is marked with *)."""

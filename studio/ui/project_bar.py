@@ -26,6 +26,8 @@ class ProjectBar:
     rename_to: gr.Textbox
     rename: gr.Button
     status: gr.Markdown
+    try_example: gr.Button
+    """creates the team's example project (studio.examples) and opens it."""
 
 
 def _choices(ws: Workspace) -> list[tuple[str, int]]:
@@ -57,20 +59,27 @@ def browser_secret(ws: Workspace) -> str:
     return secret
 
 
-def build(ws: Workspace) -> ProjectBar:
+def build(ws: Workspace, try_example: gr.Button) -> ProjectBar:
     remembered = gr.BrowserState(None, storage_key="seed-studio-project", secret=browser_secret(ws))
     current = gr.State(None)
+    # The min widths make the bar stack on a phone instead of squeezing the project names into a few letters.
     with gr.Row(equal_height=True, elem_id="project-bar"):
         picker = gr.Dropdown(label=texts.PROJECT_PICK, info=texts.PROJECT_PICK_HELP, choices=[], value=None,
-                             scale=3, elem_id="project-picker", interactive=True)
+                             scale=3, min_width=300, elem_id="project-picker", interactive=True)
         new_name = gr.Textbox(label=texts.PROJECT_NEW_NAME, placeholder=texts.PROJECT_NEW_PLACEHOLDER, scale=2,
-                              elem_id="new-project-name")
-        create = gr.Button(texts.PROJECT_CREATE, variant="primary", scale=1, elem_id="create-project")
+                              min_width=240, elem_id="new-project-name")
+        create = gr.Button(texts.PROJECT_CREATE, variant="primary", scale=1, min_width=160,
+                           elem_id="create-project")
     with gr.Accordion(texts.PROJECT_RENAME_TO, open=False), gr.Row(equal_height=True):
         rename_to = gr.Textbox(label=texts.PROJECT_RENAME_TO, scale=3, elem_id="rename-project-name")
         rename = gr.Button(texts.PROJECT_RENAME, scale=1)
     status = gr.Markdown(texts.NO_PROJECT, visible=False, elem_id="project-status")
-    return ProjectBar(remembered, current, picker, new_name, create, rename_to, rename, status)
+    return ProjectBar(remembered, current, picker, new_name, create, rename_to, rename, status, try_example)
+
+
+def refresh_labels(ws: Workspace) -> dict:
+    """Fresh picker labels (the seed counts), keeping the picked project."""
+    return gr.update(choices=_choices(ws))
 
 
 def wire(ws: Workspace, bar: ProjectBar, demo: gr.Blocks, refreshers: list[tuple[object, list]]) -> None:
@@ -96,6 +105,16 @@ def wire(ws: Workspace, bar: ProjectBar, demo: gr.Blocks, refreshers: list[tuple
         gr.Info(f"Project “{p.name}” created.")
         return (*show(p.id), "")
 
+    def on_try_example() -> tuple:
+        from studio.examples import create_example_project
+
+        try:
+            p, result = create_example_project(ws)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        gr.Info(texts.TRY_EXAMPLE_DONE.format(name=p.name, n=result.imported))
+        return show(p.id)
+
     def on_rename(pid: int | None, new: str) -> tuple:
         if pid is None:
             raise gr.Error("Create or pick a project first.")
@@ -110,7 +129,7 @@ def wire(ws: Workspace, bar: ProjectBar, demo: gr.Blocks, refreshers: list[tuple
             event = event.then(fn, inputs=[bar.current], outputs=outputs, show_progress="hidden")
 
     # Seed counts in the labels change on other tabs: fresh labels whenever the list is opened.
-    bar.picker.focus(lambda: gr.update(choices=_choices(ws)), None, bar.picker, api_name=False,
+    bar.picker.focus(lambda: refresh_labels(ws), None, bar.picker, api_name=False,
                      show_progress="hidden")
     chain(demo.load(on_load, inputs=[bar.remembered], outputs=bar_outputs, api_name=False))
     chain(bar.picker.input(on_pick, inputs=[bar.picker], outputs=bar_outputs, api_name=False))
@@ -118,5 +137,6 @@ def wire(ws: Workspace, bar: ProjectBar, demo: gr.Blocks, refreshers: list[tuple
                            api_name=False))
     chain(bar.new_name.submit(on_create, inputs=[bar.new_name], outputs=[*bar_outputs, bar.new_name],
                               api_name=False))
+    chain(bar.try_example.click(on_try_example, outputs=bar_outputs, api_name=False))
     chain(bar.rename.click(on_rename, inputs=[bar.current, bar.rename_to], outputs=bar_outputs,
                            api_name=False))

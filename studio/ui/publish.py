@@ -92,9 +92,9 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     gr.Markdown(texts.PUBLISH_DATASET_TITLE)
     with gr.Row():
         version = gr.Dropdown([], label=texts.PUBLISH_VERSION, scale=3, elem_id="publish-version")
-        ds_repo = gr.Textbox(label=texts.PUBLISH_REPO, info=texts.PUBLISH_REPO_HELP,
+        ds_repo = gr.Textbox(label=texts.PUBLISH_DS_REPO, info=texts.PUBLISH_REPO_HELP,
                              placeholder="support-replies-data", scale=2, elem_id="publish-ds-repo")
-        ds_private = gr.Checkbox(True, label=texts.PUBLISH_PRIVATE, scale=1, elem_id="publish-ds-private")
+        ds_private = gr.Checkbox(True, label=texts.PUBLISH_DS_PRIVATE, scale=1, elem_id="publish-ds-private")
     dataset_go = gr.Button(texts.PUBLISH_DATASET_GO, variant="primary", elem_id="publish-dataset-go")
     result = gr.Markdown("", elem_id="publish-result")
 

@@ -25,6 +25,7 @@ from studio.ui import (
     texts,
     train,
 )
+from studio.ui.accessibility import DECORATIVE_ICONS_HEAD
 from studio.ui.review import SHORTCUTS_JS as REVIEW_SHORTCUTS_JS
 from studio.ui.visitors import HEAD as VISITOR_HEAD
 from studio.ui.visitors import VISITORS_DIR, VisitorWorkspaces, per_visitor, visitor_homes
@@ -44,9 +45,13 @@ def build_app(root: Workspace | None = None) -> gr.Blocks:
     root = root or Workspace.open()
     ws: Any = VisitorWorkspaces(root) if per_visitor(root) else root
     with gr.Blocks(title=texts.TITLE, analytics_enabled=False) as demo:
-        with gr.Row(elem_id="studio-header"):
-            gr.Markdown(f"# 🌱 {texts.TITLE}\n{texts.TAGLINE}\n\n{texts.FIRST_STEP}", elem_id="studio-intro")
-        bar = project_bar.build(ws)
+        with gr.Row(elem_id="studio-header", equal_height=False):
+            with gr.Column(scale=5, min_width=300):
+                gr.Markdown(f"# 🌱 {texts.TITLE}\n{texts.TAGLINE}\n\n{texts.FIRST_STEP}", elem_id="studio-intro")
+            # On the first screen, beside the sentence that names it; wraps under it on a phone.
+            try_example = gr.Button(texts.TRY_EXAMPLE, variant="secondary", scale=1, min_width=180,
+                                    elem_id="try-example")
+        bar = project_bar.build(ws, try_example)
         with gr.Tabs():
             with gr.Tab(texts.TASK_TAB, id="task-seeds"):
                 seeds_tab = task_seeds.build(ws, bar.current)
@@ -71,6 +76,11 @@ def build_app(root: Workspace | None = None) -> gr.Blocks:
                                          (train_tab.refresh, train_tab.refresh_outputs),
                                          (compare_tab.refresh, compare_tab.refresh_outputs),
                                          (publish_tab.refresh, publish_tab.refresh_outputs)])
+        # "Support replies · 0 seeds" must not stay in the picker after an import.
+        for handle in (seeds_tab, generate_tab, review_tab, dataset_tab, train_tab, compare_tab, publish_tab):
+            if handle.summary_changed is not None:
+                handle.summary_changed.change(lambda: project_bar.refresh_labels(ws), None, bar.picker,
+                                              show_progress="hidden", api_name=False)
         # A tab shows what the earlier steps made since it was last drawn (a batch just generated, a run
         # just finished) as soon as it is opened, without a reload.
         for item, handle in ((review_tab_item, review_tab), (dataset_tab_item, dataset_tab),
@@ -140,6 +150,6 @@ def launch_kwargs(ws: Workspace) -> dict:
         "allowed_paths": [str(ws.exports_dir), *([str(ws.home / VISITORS_DIR)] if shared else [])],
         "js": REVIEW_SHORTCUTS_JS,
         # The visitor cookie must exist before the app's first event: a script in the head, not `js`.
-        "head": VISITOR_HEAD if shared else None,
+        "head": DECORATIVE_ICONS_HEAD + (VISITOR_HEAD if shared else ""),
         "favicon_path": ASSETS / "logo.svg" if (ASSETS / "logo.svg").exists() else None,
     }

@@ -16,6 +16,8 @@ class TabHandle:
 
     refresh: Any
     refresh_outputs: list[gr.components.Component]
+    summary_changed: gr.components.Component | None = None
+    """a component whose change means the project's one-line summary (the picker's label) is out of date."""
 
 
 def fail(exc: StudioError) -> gr.Error:

@@ -307,4 +307,4 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                  api_name=False)
 
     refresh_outputs = [task, advice, base, teacher, seeds, seed_count, *editor_outputs]
-    return TabHandle(refresh, refresh_outputs)
+    return TabHandle(refresh, refresh_outputs, summary_changed=seed_count)

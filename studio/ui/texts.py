@@ -5,7 +5,11 @@ TITLE = "Seed Studio"
 TAGLINE = ("Describe your task, upload 50–100 gold examples, and turn them into a fine-tuned model you "
            "can check — all in the browser.")
 FIRST_STEP = ("**Start here:** create a project (or pick one), say precisely what the model should do, "
-              "then upload your seed examples.")
+              "then upload your seed examples — or press **Try the example** to walk the whole flow with the "
+              "team's customer-support seeds in a few minutes.")
+TRY_EXAMPLE = "Try the example"
+TRY_EXAMPLE_DONE = ("Example project “{name}” created with {n} seeds and its task. Next: open Generate to write "
+                    "new examples from them.")
 
 PROJECT_PICK = "Project"
 PROJECT_PICK_HELP = "Everything you make belongs to one project. Your choice is remembered in this browser."
@@ -348,9 +352,11 @@ PUBLISH_TOKEN_HELP_SPACE = "Or sign in with the button: pushes then go to your o
 PUBLISH_CHECK = "Check access"
 PUBLISH_MODEL_TITLE = "### The fine-tuned model"
 PUBLISH_RUN = "Run"
-PUBLISH_REPO = "Repo name"
+PUBLISH_REPO = "Model repo name"
+PUBLISH_DS_REPO = "Dataset repo name"
 PUBLISH_REPO_HELP = "owner/name, or just a name to put it under your account."
-PUBLISH_PRIVATE = "Private"
+PUBLISH_PRIVATE = "Private model repo"
+PUBLISH_DS_PRIVATE = "Private dataset repo"
 PUBLISH_MERGED = "Also push the adapter merged into the base model (a full model, in <repo>-merged)"
 PUBLISH_DATASET_LINK = "Dataset repo the card links to (optional)"
 PUBLISH_MODEL_GO = "Publish model"
