@@ -7,8 +7,10 @@ through its EndpointTeacher (see that module for why a scripted teacher stands i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sqlite3
 
 import pytest
 from playwright.sync_api import expect
@@ -48,6 +50,10 @@ def test_preview_keep_and_run_a_batch_from_the_generate_tab(running_app, tmp_pat
         count.fill("")
         count.press_sequentially("12")
         page.locator("#gen-hint textarea").press_sequentially("late deliveries, refunds, angry customers")
+        page.get_by_text("Endpoint and decoding settings").click()
+        seed = page.locator("#gen-seed input")
+        seed.press_sequentially("1234")
+        seed.press("Tab")
         page.get_by_role("button", name="Start batch").click()
         progress = page.locator("#gen-progress")
         expect(progress).to_contain_text("running")
@@ -58,6 +64,11 @@ def test_preview_keep_and_run_a_batch_from_the_generate_tab(running_app, tmp_pat
         page.wait_for_timeout(1000)  # let the progress bar finish its transition
         page.evaluate("document.querySelectorAll('.toast-wrap').forEach(e => e.remove())")  # cosmetic: no toasts
         page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
+
+        # The seed typed in the page is the batch's seed (as `seed-studio generate --seed 1234`).
+        with sqlite3.connect(running_app.home / "studio.db") as conn:
+            params = json.loads(conn.execute("SELECT params FROM batch ORDER BY id DESC LIMIT 1").fetchone()[0])
+        assert (params["rng_seed"], params["generation"]["seed"]) == (1234, 1234)
 
         # Every row knows where it came from.
         rows.locator("span:visible", has_text="New instruction").first.click()

@@ -132,3 +132,5 @@ def test_example_seeds_for_a_newcomer(running_app) -> None:
         expect(page.locator("#import-summary")).to_contain_text("support_replies.jsonl: 16 rows read")
         page.get_by_role("button", name="Import 16 seeds").click()
         expect(page.locator("#seed-count")).to_contain_text("16 seeds")
+        # The picker's label follows at once, without a reload or opening the list.
+        expect(page.locator("#project-picker input")).to_have_value("First try  ·  16 seeds")

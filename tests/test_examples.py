@@ -54,9 +54,9 @@ def test_the_example_freezes_into_a_version_with_every_split(ws) -> None:
 def test_a_broken_example_file_leaves_no_empty_project_behind(ws, tmp_path) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"instruction": "Say hi", "output": "Hello"}\n{"instruction": \n')
-    with pytest.raises(StudioError, match="broken.jsonl"):
+    with pytest.raises(StudioError, match=r"broken\.jsonl"):
         create_example_project(ws, replace(SUPPORT_REPLIES, seeds=broken))
-    with pytest.raises(StudioError, match="missing.jsonl"):
+    with pytest.raises(StudioError, match=r"missing\.jsonl"):
         create_example_project(ws, replace(SUPPORT_REPLIES, seeds=tmp_path / "missing.jsonl"))
     assert list_projects(ws) == []
 

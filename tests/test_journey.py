@@ -77,6 +77,10 @@ def test_seeds_to_published_adapter_in_the_browser(converted_chat_model: Path, m
                 slider = page.locator("#gen-max-tokens input[type=number]")
                 slider.fill("160")
                 slider.press("Enter")
+                # A 135M teacher writes mostly near-copies of its seeds; seed 6 is one where several of its
+                # rows pass the filters (found with `seed-studio generate --seed`; the same seed writes the
+                # same batch), so the journey does not depend on luck.
+                set_number(page, "#gen-seed input", "6")
                 set_number(page, "#gen-count input", "8")
                 page.get_by_role("button", name="Start batch").click()
                 progress = page.locator("#gen-progress .gen-progress")

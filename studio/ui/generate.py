@@ -187,6 +187,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 top_p = gr.Slider(0.05, 1, value=0.95, step=0.05, label=texts.GEN_TOP_P)
                 max_tokens = gr.Slider(16, 2048, value=256, step=16, label=texts.GEN_MAX_TOKENS,
                                        elem_id="gen-max-tokens")
+                rng_seed = gr.Number(None, label=texts.GEN_SEED, info=texts.GEN_SEED_HELP, precision=0, minimum=0,
+                                     elem_id="gen-seed")
 
     with gr.Accordion(texts.GEN_PROMPT, open=False) as prompt_box:
         gr.Markdown(texts.GEN_PROMPT_HELP)
@@ -226,13 +228,13 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     option_inputs = [strategy, per_call, shots, include_synthetic, hint, styles, custom_styles, augmenter, copies,
                      strength, locale, user_values]
     teacher_inputs = [teacher, endpoint_model, concurrency, timeout, batch_size]
-    decoding_inputs = [temperature, top_p, max_tokens]
+    decoding_inputs = [temperature, top_p, max_tokens, rng_seed]
 
     # ------------------------------------------------------------------ building requests
 
     def make_request(pid: int, count_value: Any, version_id: Any, *values: Any) -> batches.BatchRequest:
         (strat_name, n, k, synth, hint_text, style_names, custom, aug, n_copies, strength_value, loc,
-         values_text, teacher_ref, ep_model, conc, tmo, bsize, temp, topp, maxtok) = values
+         values_text, teacher_ref, ep_model, conc, tmo, bsize, temp, topp, maxtok, seed_value) = values
         strat = get_strategy(strat_name)
         custom_list = [line.strip() for line in (custom or "").splitlines() if line.strip()]
         options = StrategyOptions(n=int(n), k=int(k), include_synthetic=bool(synth), diversity_hint=hint_text or "",
@@ -243,9 +245,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         if strat.uses_teacher:
             spec = parse_teacher(teacher_ref or DEFAULT_TEACHER, model=ep_model or "",
                                  batch_size=int(bsize or 16), concurrency=int(conc or 4), timeout=float(tmo or 60))
+        # Like the CLI's --seed: one number picks the seeds shown and seeds the sampling.
+        seed = int(seed_value) if seed_value not in (None, "") else None
         return batches.BatchRequest(pid, strat.name, int(count_value or 0), spec,
                                     int(version_id) if version_id and strat.uses_teacher else None, options,
-                                    GenerationParams(int(maxtok), float(temp), float(topp)))
+                                    GenerationParams(int(maxtok), float(temp), float(topp), seed), seed)
 
     # ------------------------------------------------------------------ handlers
 

@@ -110,6 +110,9 @@ GEN_TEMPERATURE = "Temperature"
 GEN_TEMPERATURE_HELP = "Higher: more varied rows. 0: always the most likely words."
 GEN_TOP_P = "Top-p"
 GEN_MAX_TOKENS = "Max new tokens per answer"
+GEN_SEED = "Random seed (optional)"
+GEN_SEED_HELP = ("Empty: a new one for each batch. The same seed, settings and local teacher write the same batch "
+                 "again.")
 
 GEN_PROMPT = "Prompt template"
 GEN_PROMPT_HELP = ("The instructions the teacher gets (Jinja). Every saved edit becomes a new version; a batch "
