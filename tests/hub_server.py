@@ -70,7 +70,8 @@ Public API (other tests rely on it): `HubServer(datasets=None, *, tokens=None)`,
 manager, `url`, `add_token(token, user, *, write=True, orgs=())`, `add_dataset`/`add_model`/`add_repo(repo_id,
 files, *, gated=False, private=False, token=None)`, `repo(repo_id, repo_type="model") -> HubRepo | None`
 (`.files` on main, `.sha`, `.private`, `.commits`, `.is_lfs(path)`), `commits(repo_id, repo_type="model")`,
-`fail_next`, `drop_next`, `delay_next`, `requests`, `downloads()`, `token_leaks(secret)`, `tokens` (token -> HubUser),
+`fail_next`, `drop_next`, `delay_next`, `clear_faults()`, `requests`, `downloads()`, `token_leaks(secret)`,
+`tokens` (token -> HubUser),
 `lfs_objects`; and `isolate_hf_client(monkeypatch, tmp_path, endpoint=None)`.
 
 Use:
@@ -342,6 +343,11 @@ class HubServer:
         a slow Hub, so a test can kill the client mid-request (the request is logged when it arrives)."""
         with self._lock:
             self._faults.append(_Fault(n, None, None, re.compile(match) if match else None, float(seconds)))
+
+    def clear_faults(self) -> None:
+        """Forget every pending fail/drop/delay: the Hub behaves again."""
+        with self._lock:
+            self._faults.clear()
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._lock:

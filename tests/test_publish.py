@@ -486,6 +486,41 @@ def test_network_failure_is_retried_then_explained(fresh, hub: HubServer) -> Non
         whoami(TOKEN, endpoint=url)
 
 
+def test_a_hub_that_never_answers_times_out_then_is_explained(fresh, hub: HubServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub waits forever by default; a commit the Hub holds must not hang the push."""
+    import time
+
+
+    ws, run_id, _version_id, project_id = fresh
+    monkeypatch.setenv("SEED_STUDIO_HUB_TIMEOUT", "1")
+    before = snapshot(ws)
+    # Held 10 s, then applied anyway: longer than every try together (4 tries of 1 s), as a stuck real Hub.
+    hub.delay_next(50, seconds=10, match="POST /api/models/alice/silent/commit")
+    started = time.monotonic()
+    with pytest.raises(HubError, match=r"did not answer within 1 s .* may or may not have been updated") as err:
+        push_adapter(ws, run_id, "alice/silent", token=TOKEN, endpoint=hub.url)
+    assert time.monotonic() - started < 9  # given up and explained, before the Hub got round to answering
+    assert "publish again" in str(err.value) and TOKEN not in str(err.value)
+    held = [r for r in hub.requests if r.path.startswith("/api/models/alice/silent/commit")]
+    assert len(held) == 1 + len(hub_errors.BACKOFF_S)  # every try timed out, then it was reported
+    _nothing_changed(ws, before, project_id)
+
+    # The held commits land late, as the message warned; publishing again then uploads nothing twice and
+    # records the publication once.
+    deadline = time.monotonic() + 30
+    while any(r.status is None for r in held) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [r.status for r in held] == [200] * len(held)
+    assert len(hub.commits("alice/silent")) >= 2  # "initial commit" and the held upload(s)
+    hub.clear_faults()
+    monkeypatch.setenv("SEED_STUDIO_HUB_TIMEOUT", "30")
+    pub = push_adapter(ws, run_id, "alice/silent", token=TOKEN, endpoint=hub.url)
+    assert [p.repo_id for p in list_publications(ws, project_id)] == ["alice/silent"]
+    assert "adapter_model.safetensors" in hub.repo("alice/silent").files
+    assert pub.revision == hub.repo("alice/silent").sha
+
+
 def test_hubs_own_refusal_of_someone_elses_repo(fresh, hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the studio's own namespace check lets a push through (an organization the token lists but may not
     write to), the Hub's 403 on the write still ends as the plain message, with nothing written anywhere."""

@@ -52,6 +52,10 @@ def read_hub_dataset(repo_id: str, *, split: str = "train", max_bytes: int, endp
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+    from studio.hub_client import install_timeouts
+
+    install_timeouts()
+
     repo_id = repo_id.strip()
     try:
         validate_repo_id(repo_id)

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from studio.errors import HubError
+from studio.hub_client import install_timeouts
 from studio.publish.hub_errors import TOKENS_PAGE, PushContext, with_retries
 
 NO_TOKEN = (f"No Hugging Face access token was found, so nothing can be pushed. Create one with write access at "
@@ -57,6 +58,7 @@ def account(token: str, endpoint: str | None = None) -> Account:
 
     if not token:
         raise HubError(NO_TOKEN)
+    install_timeouts()  # every push starts here: no Hub request of it may wait forever
     api = HfApi(endpoint=endpoint, token=token)
     ctx = PushContext(repo_id="", endpoint=endpoint)
     info = with_retries(lambda: api.whoami(token=token), ctx)

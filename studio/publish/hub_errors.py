@@ -16,6 +16,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from studio.errors import HubError
+from studio.hub_client import hub_timeout_s
 
 T = TypeVar("T")
 
@@ -85,6 +86,12 @@ def _network_error(exc: BaseException) -> BaseException | None:
     return next((e for e in _chain(exc) if isinstance(e, kinds)), None)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    import httpx2
+
+    return any(isinstance(e, httpx2.TimeoutException | TimeoutError) for e in _chain(exc))
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth another try: rate limit, a server error, or a connection that failed or dropped."""
     if isinstance(exc, HubError):
@@ -142,6 +149,12 @@ def translate(exc: BaseException, ctx: PushContext) -> HubError | None:
                             f"name and that the token may create repos there. {NOTHING_LOST}.")
         return HubError(f"{where} refused the request (HTTP {status}: {_first_line(http)}), so {outcome}. Check "
                         f"the repo name and the token, and try again. {NOTHING_LOST}.")
+    if _timed_out(exc):
+        # Unlike a refused or dropped request, the server may still apply one that timed out: say so.
+        return HubError(f"{where} did not answer within {hub_timeout_s():g} s (it was tried several times), so "
+                        f"{ctx.what if ctx.repo_id else 'the request'} may or may not have been updated. Wait a few "
+                        "minutes and publish again: files that are already there are not uploaded twice. Nothing "
+                        "in the studio changed (a publication is recorded only once the Hub confirms it).")
     if _network_error(exc) is not None:
         return HubError(f"{where} cannot be reached from this machine (the connection failed or dropped, also on "
                         f"retrying), so {outcome}. Check the internet connection (and HTTPS_PROXY if you use a "
