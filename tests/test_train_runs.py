@@ -494,10 +494,12 @@ def test_cli_train_queue_and_runs(ws: Workspace, e2e_project: tuple[int, int], t
     env = {**os.environ, "STUDIO_TRAIN_DEVICE": "cpu"}
     common = ("train", "--dataset", "v1", "--base", str(tiny_chat_model), "--method", "lora", "--eval-every", "2",
               "--max-length", "64", "--json")
-    # Far more steps than it gets to run: it must still be training when Ctrl-C comes, however long the second
-    # CLI takes to start on a loaded machine (200 steps of the tiny model once finished first).
-    first = subprocess.Popen(cli_command(home, *common, "--max-steps", "5000", "--name", "first"), cwd=ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # It must still be training when Ctrl-C comes, however long the second CLI takes to start on a loaded machine:
+    # far more steps than it gets to run, and no early stopping (on the tiny data the validation loss soon stops
+    # improving, and the run then ended 'done' before the Ctrl-C).
+    first = subprocess.Popen(cli_command(home, *common, "--max-steps", "5000", "--early-stopping", "0", "--name",
+                                         "first"), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
     second = None
     try:
         wait_for(ws, 1, lambda r: r.status == "running" and r.step >= 1, what="training")
