@@ -64,9 +64,11 @@ def test_seeds_to_published_adapter_in_the_browser(converted_chat_model: Path, m
                     "Answer everyday questions and small writing tasks in a friendly, concise way.", delay=2)
                 page.locator("#seed-upload input[type=file]").set_input_files(str(SHARED_SEEDS))
                 expect(page.locator("#import-summary")).to_contain_text("120 ready to import")
+                # The README's first picture: the task with its advice and the file checked, from the top.
+                page.evaluate("window.scrollTo(0, 0)")
+                shot(page, shots, "1-seeds", full_page=False)
                 page.get_by_role("button", name="Import 120 seeds").click()
                 expect(page.locator("#seed-count")).to_contain_text("120 seeds")
-                shot(page, shots, "1-seeds", full_page=False)
 
                 # 2 · a small batch from the embedded teacher: new phrasings of the seeds' instructions (a 135M
                 # model cannot write the JSON lists few-shot generation asks for)
