@@ -483,6 +483,12 @@ def cli_command(home: Path, *args: str) -> list[str]:
     return [*cmd, *args, "--home", str(home)]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A shell without job control starts background commands (`make test &`) with SIGINT ignored, and children
+    inherit that: Ctrl-C would then never reach the CLI. Give the child the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_cli_train_queue_and_runs(ws: Workspace, e2e_project: tuple[int, int], tiny_chat_model: Path) -> None:
     """Two foreground `seed-studio train` on one device: the second waits in the queue; Ctrl-C on the first
@@ -499,7 +505,7 @@ def test_cli_train_queue_and_runs(ws: Workspace, e2e_project: tuple[int, int], t
     # improving, and the run then ended 'done' before the Ctrl-C).
     first = subprocess.Popen(cli_command(home, *common, "--max-steps", "5000", "--early-stopping", "0", "--name",
                                          "first"), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     second = None
     try:
         wait_for(ws, 1, lambda r: r.status == "running" and r.step >= 1, what="training")
