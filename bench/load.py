@@ -69,21 +69,11 @@ class Setup:
 
 def tiny_model(folder: Path) -> Path:
     """A random 2-layer Llama with SmolLM2's tokenizer: its training keeps a worker busy on the CPU."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from studio.config import load_settings
     from studio.models.embedded import ensure_converted_chat_model
+    from tests.factories import write_tiny_chat_model
 
-    tokenizer = AutoTokenizer.from_pretrained(str(ensure_converted_chat_model(load_settings().models_dir)))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    return write_tiny_chat_model(folder, ensure_converted_chat_model(load_settings().models_dir))
 
 
 def prepare(home: Path, seeds: Path = SEEDS, rows: int = 240) -> Setup:

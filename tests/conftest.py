@@ -70,19 +70,9 @@ def tiny_chat_model(converted_chat_model: Path, tmp_path_factory: pytest.TempPat
 
     It writes gibberish, fast: the right model for plumbing tests (batching, padding, parse failures).
     """
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tests.factories import write_tiny_chat_model
 
-    folder = tmp_path_factory.mktemp("tiny-chat")
-    tokenizer = AutoTokenizer.from_pretrained(str(converted_chat_model))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    return write_tiny_chat_model(tmp_path_factory.mktemp("tiny-chat"), converted_chat_model)
 
 
 def free_port() -> int:

@@ -84,3 +84,30 @@ def finished_run(ws: Workspace, project_id: int, version_id: int, base: str, nam
         conn.execute("UPDATE run SET output_dir=? WHERE id=?", (str(output_dir), run_id))
     _make_adapter(Path(base), output_dir / "adapter")
     return run_id
+
+
+def write_tiny_chat_model(folder: Path, tokenizer_dir: Path) -> Path:
+    """A randomly initialised 2-layer Llama (about 1.3 M weights) with the tokenizer and chat template of
+    `tokenizer_dir` (SmolLM2's), saved to `folder`: it writes gibberish, fast, and trains in seconds on a CPU."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def publishable_run(ws: Workspace, project_id: int, seeds: Path, base: Path) -> tuple[int, int]:
+    """Seeds imported, a v1 version frozen and a finished run with a real adapter, ready for the Publish tab:
+    (run id, version id)."""
+    from studio.data.versions import FreezeConfig, freeze_version
+
+    commit_import(ws, project_id, preview_file(ws, seeds, project_id=project_id))
+    version = freeze_version(ws, project_id, FreezeConfig(name="v1", validation_fraction=0.05, test_fraction=0.1))
+    return finished_run(ws, project_id, version.id, str(base)), version.id

@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from studio.data.importer import commit_import, preview_file
-from studio.data.versions import FreezeConfig, freeze_version
 from studio.workspace import Workspace
 from studio.workspace.projects import find_project
 from tests.browser import browser_page
 from tests.conftest import ROOT, SHARED_SEEDS, RunningApp
-from tests.factories import finished_run
+from tests.factories import publishable_run
 from tests.hub_server import HubServer
 from tests.test_browser_seeds import open_new_project
 
@@ -37,10 +35,7 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
                 open_new_project(page, app.url, "Publish in the browser")
                 ws = Workspace.open(app.home)
                 pid = find_project(ws, "Publish in the browser").id
-                commit_import(ws, pid, preview_file(ws, SHARED_SEEDS, project_id=pid))
-                version = freeze_version(ws, pid, FreezeConfig(name="v1", validation_fraction=0.05,
-                                                               test_fraction=0.1))
-                run_id = finished_run(ws, pid, version.id, str(tiny_chat_model))
+                run_id, version_id = publishable_run(ws, pid, SHARED_SEEDS, tiny_chat_model)
                 page.reload()
                 page.get_by_role("tab", name="Publish").click()
                 expect(page.locator("#publish-run input")).to_have_value(re.compile("first try"))
@@ -70,7 +65,7 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
 
     with ws.read() as conn:
         kinds = sorted((r["kind"], r["subject_id"]) for r in conn.execute("SELECT kind, subject_id FROM publication"))
-    assert kinds == [("adapter", run_id), ("dataset", version.id)]
+    assert kinds == [("adapter", run_id), ("dataset", version_id)]
     # The token was only ever in the page and the Authorization header: no file of the workspace holds it.
     for path in app.home.rglob("*"):
         if path.is_file():

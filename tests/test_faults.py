@@ -311,11 +311,10 @@ def test_kill_during_a_push(tmp_path: Path, tiny_chat_model: Path, monkeypatch: 
 
     from playwright.sync_api import expect
 
-    from studio.data.importer import commit_import, preview_file
     from studio.publish.push import list_publications, push_adapter
     from studio.workspace.projects import find_project
     from tests.browser import browser_page
-    from tests.factories import finished_run
+    from tests.factories import publishable_run
     from tests.hub_server import HubServer, isolate_hf_client
     from tests.test_browser_seeds import open_new_project
 
@@ -329,10 +328,7 @@ def test_kill_during_a_push(tmp_path: Path, tiny_chat_model: Path, monkeypatch: 
                 open_new_project(page, app.url, "Push faults")
                 ws = Workspace.open(home)
                 project_id = find_project(ws, "Push faults").id
-                commit_import(ws, project_id, preview_file(ws, SHARED_SEEDS, project_id=project_id))
-                version = freeze_version(ws, project_id, FreezeConfig(name="v1", validation_fraction=0.05,
-                                                                      test_fraction=0.1))
-                run_id = finished_run(ws, project_id, version.id, str(tiny_chat_model))
+                run_id, _version_id = publishable_run(ws, project_id, SHARED_SEEDS, tiny_chat_model)
                 page.reload()
                 page.get_by_role("tab", name="Publish").click()
                 expect(page.locator("#publish-run input")).to_have_value(re.compile("first try"))
