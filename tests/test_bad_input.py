@@ -163,7 +163,7 @@ def test_zero_usable_rows(ws, project, tmp_path) -> None:
     err = attempt(ws, project.id, path)
     assert isinstance(err, NoUsableRowsError)
     assert "None of the 2 rows of blank_answers.csv can be used" in str(err)
-    assert "row 1, column 'output': output is empty" in str(err)
+    assert "row 1 (line 2), column 'output': output is empty" in str(err)
 
 
 def test_all_rows_already_imported(ws, project) -> None:
@@ -172,10 +172,10 @@ def test_all_rows_already_imported(ws, project) -> None:
 
 
 def test_unsupported_extension(ws, project, tmp_path) -> None:
-    path = tmp_path / "seeds.xlsx"
+    path = tmp_path / "seeds.docx"
     path.write_bytes(b"PK\x03\x04")
     err = attempt(ws, project.id, path)
-    assert "'.xlsx' are not supported" in str(err) and "CSV UTF-8" in str(err)
+    assert "'.docx' are not supported" in str(err) and "CSV UTF-8" in str(err)
 
 
 def test_csv_row_with_an_unquoted_comma(ws, project, tmp_path) -> None:

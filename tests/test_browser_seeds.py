@@ -75,14 +75,14 @@ def test_bad_upload_shows_the_message_in_the_page(running_app, tmp_path) -> None
 
 def test_mapping_step_edit_and_delete_in_the_page(running_app, tmp_path) -> None:
     qa = tmp_path / "qa.csv"
-    qa.write_text("question,answer\nWhy is the sky blue?,Rayleigh scattering.\nName a prime,7\n")
+    qa.write_text("task,answer\nWhy is the sky blue?,Rayleigh scattering.\nName a prime,7\n")
     with browser_page() as page:
         open_new_project(page, running_app.url, "Mapping")
 
         page.locator("#seed-upload input[type=file]").set_input_files(str(qa))
         # Columns that only resemble a format: the mapping step opens with the guess filled in.
         expect(page.locator("#import-summary")).to_contain_text("Best guess")
-        expect(page.locator("#map-instruction input")).to_have_value("question")
+        expect(page.locator("#map-instruction input")).to_have_value("task")
         expect(page.locator("#map-output input")).to_have_value("answer")
         page.get_by_role("button", name="Import 2 seeds").click()
         expect(page.locator("#seed-count")).to_contain_text("2 seeds")

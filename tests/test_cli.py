@@ -54,16 +54,16 @@ def test_mapping_step_on_the_command_line(tmp_path) -> None:
     home = tmp_path / "home"
     run(home, "project", "create", "QA")
     path = tmp_path / "qa.csv"
-    path.write_text("question,answer,source\nWhy is the sky blue?,Rayleigh scattering.,book\n")
+    path.write_text("task,answer,note\nWhy is the sky blue?,Rayleigh scattering.,book\n")
     proc = run(home, "seeds", "import", str(path), ok=False)
     assert proc.returncode == 2
     assert "Check the column mapping" in proc.stderr
-    assert "--format alpaca --map question=instruction --map answer=output" in proc.stderr
-    out = run(home, "seeds", "import", str(path), "--format", "alpaca", "--map", "question=instruction",
+    assert "--format alpaca --map task=instruction --map answer=output" in proc.stderr
+    out = run(home, "seeds", "import", str(path), "--format", "alpaca", "--map", "task=instruction",
               "--map", "answer=output").stdout
     assert "Imported 1 seeds" in out
     (seed,) = json.loads(run(home, "seeds", "list", "--json").stdout)
-    assert seed["data"]["instruction"] == "Why is the sky blue?" and seed["meta"] == {"source": "book"}
+    assert seed["data"]["instruction"] == "Why is the sky blue?" and seed["meta"] == {"note": "book"}
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -111,15 +111,14 @@ def test_messages_in_a_csv_cell_as_json(ws, tmp_path) -> None:
 
 
 def test_ambiguous_columns_need_the_mapping_step(ws, tmp_path) -> None:
-    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Why is the sky blue?", "answer": "Rayleigh scattering."}])
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"task": "Why is the sky blue?", "answer": "Rayleigh scattering."}])
     p = create_project(ws, "qa")
     preview = preview_file(ws, path, project_id=p.id)
     assert preview.detection.needs_mapping
-    assert preview.format == SeedFormat.ALPACA and preview.mapping == {"instruction": "question", "output": "answer"}
-    # prompt + response fits two formats: the user is asked.
-    det = detect(["prompt", "response"], [{"prompt": "a", "response": "b"}])
-    assert det.needs_mapping and {s.format for s in det.suggestions} == {SeedFormat.ALPACA,
-                                                                          SeedFormat.PROMPT_COMPLETION}
+    assert preview.format == SeedFormat.ALPACA and preview.mapping == {"instruction": "task", "output": "answer"}
+    # question / answer is a QA set: prompt and completion, no question asked.
+    det = detect(["question", "answer"], [{"question": "a", "answer": "b"}])
+    assert not det.needs_mapping and det.best.format == SeedFormat.PROMPT_COMPLETION
 
 
 def test_explicit_mapping_imports_unrecognised_columns(ws, tmp_path) -> None:

@@ -11,6 +11,8 @@ Five formats are recognised. Each row of an upload becomes one canonical record 
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import math
@@ -70,12 +72,13 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
             "Instruction / input / output (Alpaca)",
             "A task instruction, optional input the task works on, and the ideal output.",
             (
-                FieldSpec("instruction", "text", ("instruction", "instructions", "question", "query",
-                                                  "task", "prompt"), "What the user asks for."),
+                FieldSpec("instruction", "text", ("instruction", "instructions", "task", "prompt"),
+                          "What the user asks for."),
+                # Dolly's instruction / context / response is this format under other names.
                 FieldSpec("input", "optional_text", ("input", "context", "inputs"),
-                          "Optional material the instruction works on."),
+                          "Optional material the instruction works on.", ("context",)),
                 FieldSpec("output", "text", ("output", "response", "answer", "outputs", "target"),
-                          "The ideal answer."),
+                          "The ideal answer.", ("response",)),
             ),
             family="chat",
         ),
@@ -84,9 +87,11 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
             "Prompt / completion",
             "A prompt and the completion the model should write.",
             (
-                FieldSpec("prompt", "text", ("prompt", "source"), "What the model is given."),
-                FieldSpec("completion", "text", ("completion", "response", "generation"),
-                          "What the model should write."),
+                # question/answer (QA sets) and question/query (text-to-SQL) are prompts and completions.
+                FieldSpec("prompt", "text", ("prompt", "question", "query", "source"), "What the model is given.",
+                          ("question",)),
+                FieldSpec("completion", "text", ("completion", "response", "answer", "query", "generation"),
+                          "What the model should write.", ("response", "answer")),
             ),
             family="chat",
         ),
@@ -106,10 +111,12 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
             "Text + label (classification)",
             "A text and the label it should get.",
             (
-                FieldSpec("text", "text", ("text", "sentence", "document", "content", "review", "utterance"),
-                          "The text to classify."),
-                FieldSpec("label", "label", ("label", "labels", "category", "class", "intent", "sentiment"),
-                          "The correct label."),
+                FieldSpec("text", "text", ("text", "sentence", "document", "content", "review", "utterance",
+                                           "tweet"),
+                          "The text to classify.", ("sentence", "review", "content", "tweet")),
+                FieldSpec("label", "label", ("label", "labels", "category", "class", "intent", "sentiment",
+                                             "coarse_label", "fine_label"),
+                          "The correct label.", ("sentiment", "class", "intent")),
             ),
             family="classification",
         ),
@@ -139,9 +146,12 @@ class Problem:
     column: str
     message: str
     severity: Severity = "error"
+    origin: str = ""
+    """Where the row starts in the file ('line 17', 'item 3'), when the reader knows."""
 
     def __str__(self) -> str:
-        where = f"row {self.row}" + (f", column '{self.column}'" if self.column else "")
+        where = f"row {self.row}" + (f" ({self.origin})" if self.origin else "") + (
+            f", column '{self.column}'" if self.column else "")
         return f"{where}: {self.message}"
 
 
@@ -180,15 +190,45 @@ def _norm_column(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
 
 
+@functools.cache
+def known_column_names() -> frozenset[str]:
+    """Every column name some format recognises (normalised): a first row made of these is a header."""
+    return frozenset(a for spec in FORMATS.values() for f in spec.fields for a in (*f.aliases, *f.exact_names))
+
+
+_NUMPY_GAP = re.compile(r"}\s*\n\s*{")
+
+
+def parse_list_cell(text: str) -> list[Any] | None:
+    """A list held in a text cell: JSON, or the Python literal pandas writes (`[{'role': 'user', ...}]`, and
+    `[{...}\n {...}]` without commas for a numpy array of dicts). None when it is not one. literal_eval
+    evaluates literals only, never code."""
+    stripped = text.strip()
+    if not stripped.startswith("["):
+        return None
+    try:
+        parsed = json.loads(stripped)
+    except (ValueError, RecursionError):
+        parsed = None
+        for candidate in (stripped, _NUMPY_GAP.sub("}, {", stripped)):
+            try:
+                parsed = ast.literal_eval(candidate)
+                break
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+    if isinstance(parsed, tuple):
+        parsed = list(parsed)
+    return parsed if isinstance(parsed, list) else None
+
+
 def _value_shape(values: list[Any]) -> str:
     """'list_of_dicts', 'list', 'json_list_of_dicts', 'json_list', 'scalar' or 'empty'."""
     for v in values:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
         if isinstance(v, str) and v.strip().startswith("["):
-            try:
-                v = json.loads(v)
-            except (ValueError, RecursionError):  # a cell of 5,000 '[' must read as text, not crash
+            v = parse_list_cell(v)  # a cell of 5,000 '[' must read as text, not crash
+            if v is None:
                 return "scalar"
             prefix = "json_"
         else:
@@ -207,8 +247,14 @@ def _kind_fits(kind: FieldKind, shape: str) -> bool:
     return shape in ("scalar", "empty")
 
 
-def detect(columns: list[str], sample_rows: list[dict[str, Any]]) -> Detection:
-    """Suggest format + column mapping from column names and the shape of their values."""
+def detect(columns: list[str], sample_rows: list[dict[str, Any]], hint: Any = None) -> Detection:
+    """Suggest format + column mapping from column names and the shape of their values. `hint` (a reader's
+    MappingHint: format, mapping, confident, message) comes first when the reader knows better, as for a
+    CoNLL file's tag column chosen by its values. Columns whose names say nothing get a guess from their
+    values (a column of few short values is a label, the longest text is the text)."""
+    if hint is not None:
+        first = Suggestion(SeedFormat(hint.format), dict(hint.mapping), len(hint.mapping) if hint.confident else 0)
+        return Detection([first], not hint.confident, hint.message)
     shapes = {c: _value_shape([r.get(c) for r in sample_rows[:50]]) for c in columns}
     by_norm: dict[str, str] = {}
     for c in columns:
@@ -240,6 +286,11 @@ def detect(columns: list[str], sample_rows: list[dict[str, Any]]) -> Detection:
     suggestions.sort(key=rank, reverse=True)
     cols = ", ".join(columns) or "(none)"
     if not suggestions:
+        guess = _guess_from_values(columns, sample_rows, shapes)
+        if guess is not None:
+            described = ", ".join(f"'{col}' → {fld}" for fld, col in guess.mapping.items())
+            return Detection([guess], True, f"Best guess from the values: {FORMATS[guess.format].title} "
+                                            f"({described}). Check the column mapping, then import.")
         return Detection([], True, f"The columns ({cols}) do not match a known seed format. Pick the format "
                                    "and say which column holds each field.")
     best = suggestions[0]
@@ -256,6 +307,75 @@ def detect(columns: list[str], sample_rows: list[dict[str, Any]]) -> Detection:
     else:
         msg = f"Best guess: {title} ({described}). Check the column mapping, then import."
     return Detection(suggestions, True, msg)
+
+
+def _scalars(rows: list[dict[str, Any]], column: str) -> list[str]:
+    out = []
+    for r in rows[:500]:
+        v = r.get(column)
+        if not _is_missing(v) and not isinstance(v, list | tuple | dict):
+            out.append(str(v).strip())
+    return out
+
+
+def _guess_from_values(columns: list[str], rows: list[dict[str, Any]], shapes: dict[str, str]
+                       ) -> Suggestion | None:
+    """A mapping from what the columns hold, for names that say nothing (column 1, column 2, ... of a file
+    without a header; 'col_a'). Conversations, then tokens + tags, then text + label, then two texts."""
+    from studio.data import conll
+
+    chat = [c for c in columns if shapes[c].endswith("list_of_dicts")]
+    if chat:
+        return Suggestion(SeedFormat.MESSAGES, {"messages": chat[0]}, 0)
+    lists = [c for c in columns if shapes[c] in ("list", "json_list")]
+    if len(lists) >= 2:
+        seqs = {c: [[str(x) for x in (_as_list(r.get(c)) or [])] for r in rows[:200]] for c in lists}
+        tags = conll.rank_tag_columns([t for c in lists if (t := conll.describe_tags(c, seqs[c]))])
+        tokens = [c for c in lists if c not in {t.column for t in tags}
+                  and not conll.is_index_column([v for seq in seqs[c] for v in seq])]
+        if tags and tokens:
+            return Suggestion(SeedFormat.NER, {"tokens": tokens[0], "tags": tags[0].column}, 0)
+    texts = [c for c in columns if shapes[c] == "scalar"]
+    values = {c: _scalars(rows, c) for c in texts}
+    n = max((len(v) for v in values.values()), default=0)
+
+    def avg_len(c: str) -> float:
+        return sum(len(v) for v in values[c]) / max(1, len(values[c]))
+
+    def small_ids(c: str) -> bool:
+        return all(len(v) <= 3 and _ID.match(v) for v in values[c])
+
+    labels = [c for c in texts if values[c] and (small_ids(c) or (
+        avg_len(c) <= 30 and len(set(values[c])) <= max(2, min(50, n // 2))))]
+    long_texts = sorted((c for c in texts if c not in labels and values[c]), key=avg_len, reverse=True)
+    if labels and long_texts:
+        label = min(labels, key=lambda c: len(set(values[c])))
+        return Suggestion(SeedFormat.CLASSIFICATION, {"text": long_texts[0], "label": label}, 0)
+    ordered = [c for c in texts if c in long_texts]
+    if len(ordered) >= 2:
+        return Suggestion(SeedFormat.PROMPT_COMPLETION, {"prompt": ordered[0], "completion": ordered[1]}, 0)
+    return None
+
+
+def parse_label_names(text: str) -> dict[int, str]:
+    """'neg, pos' (ids 0, 1, ... in order) or '1=World, 2=Sports' -> {id: name}. Raises MappingError."""
+    from studio.errors import MappingError
+
+    items = [x.strip() for x in re.split(r"[,\n]", text or "") if x.strip()]
+    if not items:
+        return {}
+    if all("=" in x for x in items):
+        out: dict[int, str] = {}
+        for x in items:
+            key, _, name = x.partition("=")
+            if not key.strip().lstrip("-").isdigit() or not name.strip():
+                raise MappingError(f"Label names: '{x}' is not id=name (for example 0=negative, 1=positive).")
+            out[int(key)] = name.strip()
+        return out
+    if any("=" in x for x in items):
+        raise MappingError("Label names: write either names in id order (negative, positive) or id=name pairs "
+                           "(0=negative, 1=positive), not both.")
+    return dict(enumerate(items))
 
 
 def parse_mapping_args(items: list[str]) -> dict[str, str]:
@@ -278,7 +398,8 @@ def parse_mapping_args(items: list[str]) -> dict[str, str]:
 
 _ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
                  "user": "user", "assistant": "assistant", "system": "system"}
-_TAG_RE = re.compile(r"^(O|[BIES]-\S+)$")
+_TAG_RE = re.compile(r"^(O|[BIESLU]-\S+)$")
+_ID = re.compile(r"^-?\d+$")
 
 
 def _is_missing(v: Any) -> bool:
@@ -300,18 +421,14 @@ def _as_list(v: Any) -> list[Any] | None:
         return list(v)
     if hasattr(v, "tolist"):  # numpy arrays from Parquet readers
         return list(v.tolist())
-    if isinstance(v, str) and v.strip().startswith("["):
-        try:
-            parsed = json.loads(v)
-        except (ValueError, RecursionError):
-            return None
-        return parsed if isinstance(parsed, list) else None
+    if isinstance(v, str):
+        return parse_list_cell(v)
     return None
 
 
 def normalise_row(
     fmt: SeedFormat, mapping: dict[str, str], row: dict[str, Any], row_no: int,
-    label_names: dict[str, list[str]] | None = None,
+    label_names: dict[str, list[str] | dict[int, str]] | None = None,
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Turn one source row into a canonical record, or report why it cannot be one."""
     spec = FORMATS[fmt]
@@ -326,9 +443,17 @@ def normalise_row(
             if text is None:
                 problems.append(Problem(row_no, where, f"expected text, found {type(raw).__name__}"))
                 continue
-            if f.kind == "label" and label_names and f.name in label_names and text.isdigit():
+            if f.kind == "label" and label_names and f.name in label_names and _ID.match(text.strip()):
                 names = label_names[f.name]
-                text = names[int(text)] if int(text) < len(names) else text
+                found = names.get(int(text)) if isinstance(names, dict) else (
+                    names[int(text)] if 0 <= int(text) < len(names) else None)
+                if found is None:
+                    known = names.items() if isinstance(names, dict) else enumerate(names)
+                    listed = ", ".join(f"{k} = {v}" for k, v in list(known)[:8])
+                    problems.append(Problem(row_no, where, f"label id {text.strip()} has no name (the names are "
+                                                            f"{listed}); add its name or fix the id"))
+                    continue
+                text = found
             if f.required and not text.strip():
                 problems.append(Problem(row_no, where, f"{f.name} is empty"))
             values[f.name] = text

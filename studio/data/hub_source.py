@@ -11,7 +11,7 @@ the file as `owner/name/path/in/repo`.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -87,10 +87,7 @@ def read_hub_dataset(repo_id: str, *, split: str = "train", max_bytes: int, endp
 
     tables: list[RawTable] = []
     for sibling, path in zip(chosen, paths, strict=True):
-        table = read_table(path, display_name=f"{repo_id}/{sibling.rfilename}", max_bytes=max_bytes)
-        if path.suffix.lower() == ".parquet":
-            table.label_names = {**_parquet_label_names(path), **table.label_names}
-        tables.append(table)
+        tables.append(read_table(path, display_name=f"{repo_id}/{sibling.rfilename}", max_bytes=max_bytes))
     return _concat(tables, f"{repo_id} ({split} split)")
 
 
@@ -153,47 +150,26 @@ def _check_size(repo_id: str, split: str, total: int, files: int, max_bytes: int
             "CSV file and upload that, or raise SEED_STUDIO_MAX_UPLOAD_MB.")
 
 
-def _parquet_label_names(path: Path) -> dict[str, list[str]]:
-    """Class names that `datasets` stored in a Parquet file's schema metadata (ClassLabel columns)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_schema(path).metadata or {}
-        features = json.loads(meta[b"huggingface"])["info"]["features"]
-        items = list(features.items())
-    except (KeyError, TypeError, ValueError, AttributeError, OSError, pa.ArrowException):
-        return {}  # best effort: no or odd metadata only means the labels stay numbers
-    found = {str(col): _class_names(feature) for col, feature in items}
-    return {col: names for col, names in found.items() if names}
-
-
-def _class_names(feature: Any) -> list[str] | None:
-    """Names of a ClassLabel feature, also inside a Sequence / List (token tags such as ner_tags)."""
-    if isinstance(feature, list) and len(feature) == 1:  # the old spelling of a list feature: [ClassLabel]
-        return _class_names(feature[0])
-    if not isinstance(feature, dict):
-        return None
-    if feature.get("_type") == "ClassLabel":
-        names = feature.get("names")
-        return [str(n) for n in names] if isinstance(names, list) and names else None
-    if feature.get("_type") in ("Sequence", "List", "LargeList"):
-        return _class_names(feature.get("feature"))
-    return None
-
-
 def _concat(tables: list[RawTable], source: str) -> RawTable:
+    if len(tables) == 1:
+        return dataclasses.replace(tables[0], source=source)
     columns: dict[str, None] = {}
+    origins: list[str] = []
+    notes: list[str] = []
     rows: list[dict[str, Any]] = []
     problems: dict[int, str] = {}
     labels: dict[str, list[str]] = {}
     for table in tables:
         columns.update(dict.fromkeys(table.columns))
         problems.update({len(rows) + row: text for row, text in table.row_problems.items()})
+        origins += [f"{table.source}, {table.origin(i + 1) or f'row {i + 1}'}" for i in range(len(table.rows))]
+        notes += [n for n in table.notes if n not in notes]
         rows.extend(table.rows)
         for col, names in table.label_names.items():
             labels.setdefault(col, names)
-    return RawTable(source, list(columns), rows, problems, labels)
+    first = tables[0]
+    return RawTable(source, list(columns), rows, problems, labels, layout=first.layout, notes=notes,
+                    origins=origins, hint=first.hint, chat_tree=first.chat_tree)
 
 
 def _where(endpoint: str | None) -> str:

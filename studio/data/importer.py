@@ -7,11 +7,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.data.conll import describe_tags
 from studio.data.formats import (
     FORMATS,
     Detection,
@@ -22,10 +25,12 @@ from studio.data.formats import (
     normalise_row,
     summary_text,
 )
-from studio.data.readers import RawTable, read_table
+from studio.data.readers import RawTable, ReadOptions, read_table
 from studio.errors import MappingError, NoUsableRowsError, SeedError
 from studio.workspace.seeds import existing_keys, project_family
 from studio.workspace.store import Workspace, utc_now
+
+_ID_TEXT = re.compile(r"^-?\d+$")
 
 
 @dataclass
@@ -52,6 +57,10 @@ class ImportPreview:
     rows: list[PreparedRow] = field(default_factory=list)
     mapping_problem: str = ""
     """Why the chosen mapping cannot be used ('' when it can)."""
+    notes: list[str] = field(default_factory=list)
+    """How the file was read and what the rows hold (layout, tag scheme and entity types, labels)."""
+    label_names: dict[int, str] | None = None
+    """Names for integer label ids, given by the user (the file's own ClassLabel names need none)."""
 
     @property
     def source(self) -> str:
@@ -87,14 +96,18 @@ class ImportPreview:
                 f"{c['with_errors']} with problems, {c['duplicates']} duplicates.")
 
     def remap(self, fmt: SeedFormat | str | None, mapping: dict[str, str] | None,
-              known_keys: dict[str, int] | None = None) -> ImportPreview:
-        return build_preview(self.table, fmt=fmt, mapping=mapping, known_keys=known_keys)
+              known_keys: dict[str, int] | None = None, label_names: dict[int, str] | None = None
+              ) -> ImportPreview:
+        return build_preview(self.table, fmt=fmt, mapping=mapping, known_keys=known_keys,
+                             label_names=label_names if label_names is not None else self.label_names)
 
 
 def build_preview(table: RawTable, *, fmt: SeedFormat | str | None = None, mapping: dict[str, str] | None = None,
-                  known_keys: dict[str, int] | None = None) -> ImportPreview:
-    """Apply a format + mapping (detected unless given) to every row; flag problems and duplicates."""
-    detection = detect(table.columns, table.rows)
+                  known_keys: dict[str, int] | None = None, label_names: dict[int, str] | None = None
+                  ) -> ImportPreview:
+    """Apply a format + mapping (detected unless given) to every row; flag problems and duplicates.
+    `label_names` names integer label ids (ids 0.. in order, or any ids), over the file's own names."""
+    detection = detect(table.columns, table.rows, table.hint)
     chosen_fmt = SeedFormat(fmt) if fmt else (detection.best.format if detection.best else None)
     if mapping is None:
         if detection.best and detection.best.format == chosen_fmt:
@@ -103,20 +116,28 @@ def build_preview(table: RawTable, *, fmt: SeedFormat | str | None = None, mappi
             same = next((s for s in detection.suggestions if s.format == chosen_fmt), None)
             mapping = dict(same.mapping) if same else {}
     mapping = {k: v for k, v in mapping.items() if v}
-    preview = ImportPreview(table, detection, chosen_fmt, mapping)
-    preview.mapping_problem = _mapping_problem(table, chosen_fmt, mapping, detection)
+    preview = ImportPreview(table, detection, chosen_fmt, mapping, notes=list(table.notes),
+                            label_names=label_names or None)
+    preview.mapping_problem = _mapping_problem(table, chosen_fmt, mapping, detection) or _wrong_column(
+        table, chosen_fmt, mapping)
     if preview.mapping_problem:
         return preview
 
     assert chosen_fmt is not None
     mapped_cols = set(mapping.values())
     seen: dict[str, int] = {}
-    label_names = {fld: table.label_names[col] for fld, col in mapping.items() if col in table.label_names}
+    names: dict[str, list[str] | dict[int, str]] = {
+        fld: table.label_names[col] for fld, col in mapping.items() if col in table.label_names}
+    if label_names and chosen_fmt == SeedFormat.CLASSIFICATION:
+        names["label"] = label_names
     for i, raw in enumerate(table.rows, start=1):
-        record, problems = normalise_row(chosen_fmt, mapping, raw, i, label_names)
-        if i in table.row_problems:
-            problems = [Problem(i, "", table.row_problems[i]), *problems]
+        record, problems = normalise_row(chosen_fmt, mapping, raw, i, names)
+        if i in table.row_problems:  # what the reader found says it all: no follow-on complaints
+            problems = [Problem(i, "", table.row_problems[i])]
             record = None
+        origin = table.origin(i)
+        if origin:
+            problems = [dataclasses.replace(p, origin=origin) for p in problems]
         meta = {k: _jsonable(v) for k, v in raw.items() if k not in mapped_cols and v not in (None, "")}
         key = content_key(chosen_fmt, record) if record is not None else None
         dup = ""
@@ -128,7 +149,56 @@ def build_preview(table: RawTable, *, fmt: SeedFormat | str | None = None, mappi
             else:
                 seen[key] = i
         preview.rows.append(PreparedRow(i, record, meta, key, problems, dup))
+    preview.notes += _content_notes(preview, names)
     return preview
+
+
+def _content_notes(preview: ImportPreview, names: dict[str, Any]) -> list[str]:
+    """What the rows hold, for the preview: tag scheme and entity types; labels, or ids still unnamed."""
+    records = [r.record for r in preview.rows if r.record is not None]
+    if not records:
+        return []
+    if preview.format == SeedFormat.NER:
+        if preview.table.hint is not None and preview.mapping == preview.table.hint.mapping:
+            return []  # the reader has said which column holds the tags, with their scheme and types
+        tags = describe_tags("tags", [r["tags"] for r in records])
+        return [f"Tags: {tags.describe()}."] if tags else []
+    if preview.format == SeedFormat.CLASSIFICATION:
+        labels = sorted({r["label"] for r in records})
+        shown = ", ".join(labels[:15]) + (", ..." if len(labels) > 15 else "")
+        if "label" not in names and all(_ID_TEXT.match(x.strip()) for x in labels):
+            return [f"⚠️ The labels are numbers ({shown}), and the file does not name them. Type their names "
+                    "under Label names (in id order: negative, positive; or 0=negative, 1=positive) so the model "
+                    "learns words, not ids."]
+        return [f"{len(labels)} labels: {shown}."]
+    return []
+
+
+def _wrong_column(table: RawTable, fmt: SeedFormat | None, mapping: dict[str, str]) -> str:
+    """A mapping that names real columns but the wrong ones: tags that are not tags, labels that are texts."""
+    if fmt == SeedFormat.NER and "tags" in mapping:
+        col = mapping["tags"]
+        values = [str(v) for r in table.rows[:200] for v in (_list(r.get(col)))]
+        if values and describe_tags(col, [values]) is None:
+            sample = ", ".join(f"'{v}'" for v in list(dict.fromkeys(values))[:4])
+            better = [c for c in table.columns if c != col and c != mapping.get("tokens")
+                      and describe_tags(c, [[str(v) for r in table.rows[:200] for v in _list(r.get(c))]])]
+            hint = f" ({better[0]} does)" if better else ""
+            return (f"The column '{col}' does not hold entity tags (it has {sample}). Pick for 'tags' the "
+                    f"column with O, B-PER, I-PER, ...{hint}.")
+    if fmt == SeedFormat.CLASSIFICATION and "label" in mapping:
+        col = mapping["label"]
+        values = [str(r.get(col) or "") for r in table.rows[:500]]
+        if len(values) >= 4 and len(set(values)) == len(values) and sum(map(len, values)) / len(values) > 60:
+            return (f"The column '{col}' holds a different long text in every row, not labels. Pick for 'label' "
+                    "the column with the few category names (positive, negative, ...).")
+    return ""
+
+
+def _list(v: Any) -> list[Any]:
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    return list(v) if isinstance(v, list | tuple) else []
 
 
 def _mapping_problem(table: RawTable, fmt: SeedFormat | None, mapping: dict[str, str],
@@ -165,10 +235,12 @@ def _jsonable(v: Any) -> Any:
 
 def preview_file(ws: Workspace, path: str | Path, *, project_id: int | None = None,
                  display_name: str | None = None, fmt: SeedFormat | str | None = None,
-                 mapping: dict[str, str] | None = None) -> ImportPreview:
+                 mapping: dict[str, str] | None = None, options: ReadOptions | None = None,
+                 label_names: dict[int, str] | None = None) -> ImportPreview:
     """Read and validate a file for import into `project_id` (duplicates checked against it)."""
-    table = read_table(path, display_name=display_name, max_bytes=ws.settings.max_upload_bytes)
-    return build_preview(table, fmt=fmt, mapping=mapping, known_keys=_known_keys(ws, project_id))
+    table = read_table(path, display_name=display_name, max_bytes=ws.settings.max_upload_bytes, options=options)
+    return build_preview(table, fmt=fmt, mapping=mapping, known_keys=_known_keys(ws, project_id),
+                         label_names=label_names)
 
 
 def _known_keys(ws: Workspace, project_id: int | None) -> dict[str, int]:

@@ -1,28 +1,38 @@
 """Read an uploaded seed file into rows, or say plainly why it cannot be read.
 
-Supported: CSV (delimiter sniffed among , ; tab |), TSV, JSON (a list of objects, or an object holding
-one), JSONL / NDJSON, Parquet. Every failure is an `InputFileError` naming the file, the line or row,
-and what to do about it.
+Supported: CSV (delimiter found from the header and the rows among , ; tab |; a first row of data instead
+of names is noticed), TSV, Excel .xlsx (any sheet), JSON (a list of objects, an object holding one, spaCy's
+[text, {entities}] pairs), JSONL / NDJSON, Parquet and Arrow (ClassLabel names from their metadata), and
+token-per-line column files for NER (.conll/.txt/.iob/.bio, and .tsv files shaped that way). Published
+layouts that nest their rows are then flattened by `studio.data.layouts.reshape`. Every failure is an
+`InputFileError` naming the file, the line or row, and what to do about it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 from typing import Any
 
+from studio.data import conll
+from studio.data.table import MappingHint, RawTable, ReadOptions
 from studio.errors import InputFileError
+
+__all__ = ["SUPPORTED_EXTENSIONS", "RawTable", "ReadOptions", "read_table", "safe_display_name"]
 
 MAX_NESTING = 64
 """Deepest JSON nesting a seed row may have. Seeds are flat records or a list of messages (depth 3-4); a
 file nested deeper is a mistake or an attack, and Python's own recursion limit (about 1000) must never be
 what stops it: that would surface as a RecursionError instead of a message."""
 
-SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet")
-_SUPPORTED_TEXT = "CSV, TSV, JSON, JSONL or Parquet"
+COLUMN_FILE_EXTENSIONS = (".conll", ".txt", ".iob", ".bio")
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet", ".arrow", ".xlsx",
+                        *COLUMN_FILE_EXTENSIONS)
+_SUPPORTED_TEXT = "CSV, TSV, Excel .xlsx, JSON, JSONL, Parquet or CoNLL"
 
 # Signatures of files people upload by mistake, so the message can say what the file really is.
 _MAGIC: list[tuple[bytes, str]] = [
@@ -37,19 +47,6 @@ _MAGIC: list[tuple[bytes, str]] = [
     (b"PAR1", "a Parquet file"),
     (b"\x7fELF", "a program (ELF executable)"),
 ]
-
-
-@dataclass
-class RawTable:
-    """Rows as read, before any format is applied. `rows` keep every column of the source."""
-
-    source: str
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    row_problems: dict[int, str] = field(default_factory=dict)
-    """1-based row -> structural problem found while reading (CSV rows with too many values)."""
-    label_names: dict[str, list[str]] = field(default_factory=dict)
-    """column -> class names, when the source declares them (Hub datasets with ClassLabel)."""
 
 
 def human_size(n: float) -> str:
@@ -78,15 +75,26 @@ def safe_display_name(name: str) -> str:
     return base
 
 
-def read_table(path: str | Path, *, display_name: str | None = None, max_bytes: int) -> RawTable:
+def read_table(path: str | Path, *, display_name: str | None = None, max_bytes: int,
+               options: ReadOptions | None = None) -> RawTable:
     """Read one seed file. `display_name` is what the user calls it (the upload's original name)."""
-    path = Path(path)
-    name = safe_display_name(display_name or path.name)
+    from studio.data.layouts import reshape  # layouts build on RawTable; read first, then flatten
+
+    options = options or ReadOptions()
+    table = _read(Path(path), safe_display_name(display_name or Path(path).name), max_bytes, options)
+    table.options = options
+    return reshape(table, options)
+
+
+def _read(path: Path, name: str, max_bytes: int, options: ReadOptions) -> RawTable:
     ext = Path(name).suffix.lower() or path.suffix.lower()
+    if ext == ".xls":
+        raise InputFileError(f"{name} is an old Excel workbook (.xls). Open it in Excel or LibreOffice and "
+                             "save it as .xlsx (or as CSV UTF-8), then upload that file.")
     if ext not in SUPPORTED_EXTENSIONS:
         raise InputFileError(
             f"{name}: files ending in '{ext or '(no extension)'}' are not supported. Upload a "
-            f"{_SUPPORTED_TEXT} file (for Excel: File → Save As → CSV UTF-8).")
+            f"{_SUPPORTED_TEXT} file (for other spreadsheets: File → Save As → CSV UTF-8).")
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -101,14 +109,27 @@ def read_table(path: str | Path, *, display_name: str | None = None, max_bytes: 
 
     if ext == ".parquet":
         return _read_parquet(data, name)
+    if ext == ".arrow":
+        return _read_arrow(data, name)
+    if ext == ".xlsx":
+        return _read_xlsx(data, name, options)
     text = _decode_text(data, name)
     if not text.strip():
         raise InputFileError(f"{name} contains only blank space, no rows. Upload the file that holds your "
                              "seed rows.")
+    if ext in COLUMN_FILE_EXTENSIONS:
+        if not conll.sniff_columns(text):
+            raise InputFileError(
+                f"{name} is not a CoNLL-style column file: {ext} files are read as one token per line with its "
+                "tag (for example 'Paris B-LOC'), a blank line between sentences, and no line here has a column "
+                f"of tags (O, B-PER, I-PER, ...). For other seeds upload a {_SUPPORTED_TEXT} file.")
+        return _read_column_file(text, name)
     if ext == ".csv":
-        return _read_delimited(text, name, delimiter=None)
+        return _read_delimited(text, name, None, options)
     if ext == ".tsv":
-        return _read_delimited(text, name, delimiter="\t")
+        if conll.sniff_columns(text) and not _has_named_header(text):
+            return _read_column_file(text, name)
+        return _read_delimited(text, name, "\t", options)
     if ext in (".jsonl", ".ndjson"):
         return _read_jsonl(text, name)
     return _read_json(text, name)
@@ -121,8 +142,10 @@ def _decode_text(data: bytes, name: str) -> str:
                              "CSV UTF-8; most editors: Save with Encoding → UTF-8) and upload it again.")
     for magic, what in _MAGIC:
         if data.startswith(magic):
-            hint = " Rename it to .parquet and upload it again." if magic == b"PAR1" else (
-                f" Export your seeds as {_SUPPORTED_TEXT} and upload that file.")
+            hint = {b"PAR1": " Rename it to .parquet and upload it again.",
+                    b"PK\x03\x04": " If it is an Excel workbook, give it its .xlsx name and upload it again; "
+                                     f"otherwise export your seeds as {_SUPPORTED_TEXT}."}.get(
+                magic, f" Export your seeds as {_SUPPORTED_TEXT} and upload that file.")
             raise InputFileError(f"{name} is not a text file: it looks like {what}.{hint}")
     if b"\x00" in data[:8192]:
         raise InputFileError(f"{name} is a binary file, not text. Export your seeds as {_SUPPORTED_TEXT} "
@@ -138,53 +161,216 @@ def _decode_text(data: bytes, name: str) -> str:
             "CSV UTF-8) and upload it again.") from None
 
 
-def _read_delimited(text: str, name: str, delimiter: str | None) -> RawTable:
-    if delimiter is None:
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter that splits the header and the rows after it into the same number of cells.
+
+    Why not csv.Sniffer: it guesses from character frequencies, so a ';' file whose header holds only
+    `instruction;output` and whose long quoted cells are full of commas comes out as ','.
+    """
+    sample = text[:65536]
+    cut = len(text) > len(sample)
+    best, best_score = ",", (-1.0, 0)
+    for d in (",", ";", "\t", "|"):
         try:
-            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+            records = list(itertools.islice(csv.reader(io.StringIO(sample, newline=""), delimiter=d), 60))
         except csv.Error:
-            delimiter = ","
+            continue
+        if cut and len(records) > 1:
+            records = records[:-1]  # the sample may end inside a record
+        records = [r for r in records if any(c.strip() for c in r)]
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        consistent = sum(len(r) == width for r in records) / len(records)
+        score = (consistent, width)
+        if score > best_score:
+            best, best_score = d, score
+    return best
+
+
+_NUMBER = re.compile(r"^[-+]?\d+([.,]\d+)?$")
+
+
+def _looks_like_value(cell: str) -> bool:
+    """A cell that reads as data rather than a column name: a number, a sentence, several lines."""
+    cell = cell.strip()
+    return bool(_NUMBER.match(cell)) or len(cell) > 40 or len(cell.split()) >= 6 or "\n" in cell
+
+
+def _known_column(cell: str) -> bool:
+    from studio.data.formats import known_column_names
+
+    return re.sub(r"[^a-z0-9]+", "_", cell.strip().lower()).strip("_") in known_column_names()
+
+
+def _first_row_is_header(first: list[str]) -> bool:
+    if any(_known_column(c) for c in first):
+        return True
+    return not any(_looks_like_value(c) for c in first)
+
+
+def _has_named_header(text: str) -> bool:
+    first = text.split("\n", 1)[0].rstrip("\r").split("\t")
+    return len(first) > 1 and any(_known_column(c) for c in first)
+
+
+def _read_delimited(text: str, name: str, delimiter: str | None, options: ReadOptions) -> RawTable:
+    if delimiter is None:
+        delimiter = _sniff_delimiter(text)
     # Seed outputs can be long (code, essays): allow a field as large as the file itself.
     csv.field_size_limit(max(len(text) + 1, 131072))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[tuple[int, list[str]]] = []
     try:
-        header = next(reader)
-    except (StopIteration, csv.Error) as exc:
-        raise InputFileError(f"{name} has no header row. The first line must name the columns, "
-                             "for example: instruction,input,output") from exc
-    header = [h.strip() for h in header]
-    if not any(header):
-        raise InputFileError(f"{name}: the first line is blank. The first line must name the columns, "
-                             "for example: instruction,input,output")
-    blank = [i + 1 for i, h in enumerate(header) if not h]
-    if blank:
-        raise InputFileError(f"{name}: column {blank[0]} of the header row has no name. Give every column "
-                             "a name in the first line, or delete the empty column.")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise InputFileError(f"{name}: the header names the column '{dupes[0]}' more than once. Give "
-                             "each column a unique name.")
-    rows: list[dict[str, Any]] = []
-    row_problems: dict[int, str] = {}
-    try:
-        for values in reader:
-            if not any(v.strip() for v in values):
-                continue  # blank line
-            row_no = len(rows) + 1
-            if len(values) != len(header):
-                row_problems[row_no] = (
-                    f"has {len(values)} values but the header names {len(header)} columns (an unquoted "
-                    f"'{delimiter if delimiter != chr(9) else 'tab'}' inside a cell? put the cell in "
-                    "double quotes)")
-            rows.append({h: (values[i] if i < len(values) else None) for i, h in enumerate(header)})
+        while True:
+            start = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            records.append((start, values))
     except csv.Error as exc:
         raise InputFileError(f"{name}: line {reader.line_num} cannot be read as CSV ({exc}). Check the "
                              "quotes on that line and upload again.") from exc
-    return RawTable(name, header, rows, row_problems)
+    sep = delimiter if delimiter != "\t" else "tab"
+    return _table_from_records(records, name, options, sep=sep, unit="line")
+
+
+def _table_from_records(records: list[tuple[int, list[str]]], name: str, options: ReadOptions, *, sep: str,
+                        unit: str) -> RawTable:
+    """Rows of cells (CSV lines, spreadsheet rows) -> RawTable: header or not, blank rows skipped, rows with
+    the wrong number of cells marked."""
+    records = [(n, v) for n, v in records if any(str(c).strip() for c in v)] if records else []
+    if not records:
+        raise InputFileError(f"{name} has no header row. The first line must name the columns, "
+                             "for example: instruction,input,output")
+    first = [str(h).strip() for h in records[0][1]]
+    header = options.header if options.header is not None else _first_row_is_header(first)
+    notes: list[str] = []
+    if header:
+        columns = first
+        body = records[1:]
+        if not any(columns):
+            raise InputFileError(f"{name}: the first {unit} is blank. The first {unit} must name the columns, "
+                                 "for example: instruction,input,output")
+        blank = [i + 1 for i, h in enumerate(columns) if not h]
+        if blank:
+            raise InputFileError(f"{name}: column {blank[0]} of the header row has no name. Give every column "
+                                 "a name in the first line, or delete the empty column.")
+        dupes = sorted({h for h in columns if columns.count(h) > 1})
+        if dupes:
+            raise InputFileError(f"{name}: the header names the column '{dupes[0]}' more than once. Give "
+                                 "each column a unique name.")
+    else:
+        width = max(len(v) for _, v in records)
+        columns = [conll.column_name(i) for i in range(width)]
+        body = records
+        if options.header is None:
+            notes.append("The first row holds data, not column names, so the columns are offered by number "
+                         "(column 1, column 2, ...). If it does name the columns, tick 'First row names the "
+                         "columns'.")
+    rows: list[dict[str, Any]] = []
+    origins: list[str] = []
+    row_problems: dict[int, str] = {}
+    for start, values in body:
+        row_no = len(rows) + 1
+        if len(values) != len(columns) and header:
+            row_problems[row_no] = (
+                f"has {len(values)} values but the header names {len(columns)} columns (an unquoted "
+                f"'{sep}' inside a cell? put the cell in double quotes)")
+        rows.append({h: (values[i] if i < len(values) else None) for i, h in enumerate(columns)})
+        origins.append(f"{unit} {start}")
+    return RawTable(name, columns, rows, row_problems, notes=notes, origins=origins, has_header=header)
+
+
+def _read_column_file(text: str, name: str) -> RawTable:
+    parsed = conll.parse_column_file(text)
+    if not parsed.sentences:
+        raise InputFileError(f"{name} has no sentences: every line is blank, a comment or -DOCSTART-. Upload "
+                             "the file with the tokens and their tags.")
+    rows = [dict(zip(parsed.columns, sentence, strict=True)) for sentence in parsed.sentences]
+    origins = [f"line {n}" for n in parsed.lines]
+    problems = {i + 1: why for i, why in parsed.problems.items()}
+    found = [t for col in parsed.columns
+             if (t := conll.describe_tags(col, [r[col] for r in rows])) is not None]
+    ranked = conll.rank_tag_columns(found)
+    tag_cols = {t.column for t in found}
+    token_col = next((c for c in parsed.columns if c not in tag_cols
+                      and not conll.is_index_column([v for r in rows[:200] for v in r[c]])), None)
+    extra = [f"{parsed.documents} document{'s' if parsed.documents != 1 else ''}" if parsed.documents else "",
+             f"{parsed.comments} comment lines skipped" if parsed.comments else ""]
+    notes = [f"Column file (CoNLL style): {len(rows)} sentences, {len(parsed.columns)} columns per token"
+             + "".join(f"; {e}" for e in extra if e) + "."]
+    hint = None
+    if ranked and token_col is not None:
+        best = ranked[0]
+        others = [t for t in ranked[1:]]
+        tie = bool(others) and not others[0].chunks and others[0].entities == best.entities
+        msg = f"Tags from {best.column} ({best.describe()}), tokens from {token_col}."
+        notes.append(msg)
+        for t in others:
+            notes.append(f"{t.column.capitalize()} also holds tags ({t.describe()}): pick it for 'tags' in the "
+                         "column mapping to use it instead.")
+        hint = MappingHint("ner", {"tokens": token_col, "tags": best.column}, confident=not tie,
+                           message=("Best guess: " if tie else "Recognised: ") + msg)
+    return RawTable(name, parsed.columns, rows, problems, layout="CoNLL-style token columns", notes=notes,
+                    origins=origins, hint=hint)
+
+
+def _read_xlsx(data: bytes, name: str, options: ReadOptions) -> RawTable:
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputFileError(f"{name} is password-protected or an old-style workbook saved with an .xlsx name. "
+                             "Remove the password (or save it again as .xlsx) in Excel and upload that file.")
+    if not data.startswith(b"PK\x03\x04"):
+        raise InputFileError(f"{name} is not an Excel workbook (an .xlsx file is a ZIP archive and this one is "
+                             "not). Save it from Excel as .xlsx or CSV UTF-8 and upload that file.")
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise InputFileError(f"{name} is a damaged or incomplete Excel workbook ({exc}). Save it again from "
+                             "Excel (or export it as CSV UTF-8) and upload the new file.") from None
+    try:
+        sheets = list(book.sheetnames)
+        chosen = options.sheet if options.sheet is not None else sheets[0]
+        if chosen not in sheets:
+            raise InputFileError(f"{name} has no sheet called '{chosen}'. Its sheets are "
+                                 f"{', '.join(repr(x) for x in sheets)}.")
+        records = [(i, [_cell_text(c) for c in row])
+                   for i, row in enumerate(book[chosen].iter_rows(values_only=True), start=1)]
+    finally:
+        book.close()
+    # Sheets often carry formatted but empty columns on the right: drop columns empty in every row.
+    width = max((max((i + 1 for i, c in enumerate(v) if c.strip()), default=0) for _, v in records), default=0)
+    records = [(n, v[:width]) for n, v in records]
+    if not any(any(c.strip() for c in v) for _, v in records):
+        others = [x for x in sheets if x != chosen]
+        hint = f" Pick another sheet ({', '.join(repr(x) for x in others)})." if others else ""
+        raise InputFileError(f"{name}: the sheet '{chosen}' is empty.{hint or ' Upload the workbook with your seeds.'}")
+    table = _table_from_records(records, name, options, sep="cell", unit="row")
+    table.sheets, table.sheet = sheets, chosen
+    if len(sheets) > 1:
+        table.notes.insert(0, f"Sheet '{chosen}' of {len(sheets)} ({', '.join(sheets)}): pick another sheet "
+                              "to read that one instead.")
+    return table
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def _read_jsonl(text: str, name: str) -> RawTable:
     rows: list[dict[str, Any]] = []
+    origins: list[str] = []
     lines = text.split("\n")
     last_content = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for i, line in enumerate(lines):
@@ -206,7 +392,8 @@ def _read_jsonl(text: str, name: str) -> RawTable:
         if nesting_depth(obj) > MAX_NESTING:
             raise InputFileError(_too_deep_message(name, f"line {i + 1}"))
         rows.append(obj)
-    return RawTable(name, _columns(rows), rows)
+        origins.append(f"line {i + 1}")
+    return RawTable(name, _columns(rows), rows, origins=origins)
 
 
 def _read_json(text: str, name: str) -> RawTable:
@@ -230,11 +417,19 @@ def _read_json(text: str, name: str) -> RawTable:
     deep = next((i for i, r in enumerate(obj) if nesting_depth(r) > MAX_NESTING), None)
     if deep is not None:
         raise InputFileError(_too_deep_message(name, f"item {deep + 1}"))
+    if obj and all(_is_spacy_pair(r) for r in obj):
+        # spaCy's training data: [["text", {"entities": [[start, end, label], ...]}], ...]
+        obj = [{"text": r[0], **r[1]} for r in obj]
     bad = next((i for i, r in enumerate(obj) if not isinstance(r, dict)), None)
     if bad is not None:
         raise InputFileError(f"{name}: item {bad + 1} of the list is a JSON {type(obj[bad]).__name__}, not "
                              'an object. Each item must be an object like {"instruction": "...", ...}.')
-    return RawTable(name, _columns(obj), obj)
+    return RawTable(name, _columns(obj), obj, origins=[f"item {i + 1}" for i in range(len(obj))])
+
+
+def _is_spacy_pair(item: Any) -> bool:
+    return (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], dict)
+            and "entities" in item[1])
 
 
 def _read_parquet(data: bytes, name: str) -> RawTable:
@@ -249,8 +444,55 @@ def _read_parquet(data: bytes, name: str) -> RawTable:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputFileError(f"{name} is a damaged or incomplete Parquet file ({exc}). Export it again and "
                              "upload the new file.") from None
+    return _from_arrow(table, name)
+
+
+def _read_arrow(data: bytes, name: str) -> RawTable:
+    """Arrow IPC: the stream format `datasets` writes (data-00000-of-00001.arrow), or the file format."""
+    import pyarrow as pa
+
+    try:
+        try:
+            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputFileError(f"{name} is not a readable Arrow file ({exc}). Export the data as Parquet or JSONL "
+                             "and upload that file.") from None
+    return _from_arrow(table, name)
+
+
+def _from_arrow(table: Any, name: str) -> RawTable:
     rows = table.to_pylist()
-    return RawTable(name, list(table.column_names), rows)
+    labels = schema_label_names(table.schema.metadata)
+    return RawTable(name, list(table.column_names), rows, label_names=labels,
+                    origins=[f"row {i + 1}" for i in range(len(rows))])
+
+
+def schema_label_names(metadata: dict[bytes, bytes] | None) -> dict[str, list[str]]:
+    """Class names that `datasets` stores in a Parquet/Arrow schema's metadata (ClassLabel columns, also as
+    the items of a list column such as ner_tags). Best effort: odd metadata only means labels stay ids."""
+    try:
+        features = json.loads((metadata or {})[b"huggingface"])["info"]["features"]
+        items = list(features.items())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return {}
+    found = {str(col): _class_names(feature) for col, feature in items}
+    return {col: names for col, names in found.items() if names}
+
+
+def _class_names(feature: Any) -> list[str] | None:
+    """Names of a ClassLabel feature, also inside a Sequence / List (token tags such as ner_tags)."""
+    if isinstance(feature, list) and len(feature) == 1:  # the old spelling of a list feature: [ClassLabel]
+        return _class_names(feature[0])
+    if not isinstance(feature, dict):
+        return None
+    if feature.get("_type") == "ClassLabel":
+        names = feature.get("names")
+        return [str(n) for n in names] if isinstance(names, list) and names else None
+    if feature.get("_type") in ("Sequence", "List", "LargeList"):
+        return _class_names(feature.get("feature"))
+    return None
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:

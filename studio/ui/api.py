@@ -9,8 +9,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.data.formats import summary_text
+from studio.data.formats import parse_label_names, summary_text
 from studio.data.importer import commit_import, preview_file
+from studio.data.readers import ReadOptions
 from studio.errors import StudioError
 from studio.models.registry import DEFAULT_BASE_MODEL, DEFAULT_TEACHER
 from studio.ui.visitors import concrete
@@ -31,11 +32,14 @@ def register(ws: Workspace) -> None:
     def api_list_projects() -> list[dict]:
         return [asdict(p) for p in list_projects(ws)]
 
-    def api_import_seeds(project_id: int, file: gr.FileData, format: str = "") -> dict:
+    def api_import_seeds(project_id: int, file: gr.FileData, format: str = "", sheet: str = "",
+                         all_paths: bool = False, label_names: str = "") -> dict:
         path = file["path"] if isinstance(file, dict) else file.path
         name = (file.get("orig_name") if isinstance(file, dict) else file.orig_name) or Path(path).name
         try:
-            preview = preview_file(ws, path, project_id=int(project_id), display_name=name, fmt=format or None)
+            options = ReadOptions(sheet=sheet or None, chat_paths="all" if all_paths else "best")
+            preview = preview_file(ws, path, project_id=int(project_id), display_name=name, fmt=format or None,
+                                   options=options, label_names=parse_label_names(label_names) or None)
             result = commit_import(ws, int(project_id), preview)
         except StudioError as exc:
             raise gr.Error(str(exc)) from None

@@ -8,9 +8,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.data.formats import FORMATS, FieldValues, SeedFormat, summary_text
+from studio.data.formats import FORMATS, FieldValues, SeedFormat, parse_label_names, summary_text
 from studio.data.importer import ImportPreview, build_preview, commit_import, preview_rows
-from studio.data.readers import RawTable, read_table
+from studio.data.readers import SUPPORTED_EXTENSIONS, RawTable, ReadOptions, read_table
 from studio.errors import StudioError
 from studio.models.registry import list_models, resolve
 from studio.task_advice import advice_markdown
@@ -24,8 +24,8 @@ from studio.workspace.seeds import delete_seeds, existing_keys, get_seed, list_s
 ALL_FIELDS: list[str] = list(dict.fromkeys(f.name for spec in FORMATS.values() for f in spec.fields))
 SEED_COLUMNS = ["id", "format", "prompt / input", "response / label", "source"]
 PREVIEW_COLUMNS = ["row", "status", "prompt", "response", "problems"]
-PROBLEM_COLUMNS = ["row", "column", "severity", "what is wrong"]
-FILE_TYPES = [".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet"]
+PROBLEM_COLUMNS = ["row", "in the file", "column", "severity", "what is wrong"]
+FILE_TYPES = list(SUPPORTED_EXTENSIONS)
 EXAMPLE_SEEDS = Path(__file__).resolve().parents[2] / "assets" / "examples" / "support_replies.jsonl"
 
 
@@ -64,10 +64,25 @@ def _mapping_updates(preview: ImportPreview | None) -> list[dict]:
     return updates
 
 
+def _read_option_updates(table: RawTable | None, preview: ImportPreview | None) -> list[dict]:
+    """Sheet picker, header tick, chat-tree paths and label names: each shown only where it applies."""
+    if table is None:
+        return [gr.update(visible=False, choices=[], value=None), gr.update(visible=False, value=True),
+                gr.update(visible=False, value=texts.PATHS_BEST), gr.update(visible=False, value="")]
+    names = preview.label_names if preview else None
+    names_text = ", ".join(f"{k}={v}" for k, v in names.items()) if names else ""
+    show_names = preview is not None and preview.format == SeedFormat.CLASSIFICATION
+    return [gr.update(visible=len(table.sheets) > 1, choices=table.sheets, value=table.sheet or None),
+            gr.update(visible=table.has_header is not None, value=bool(table.has_header)),
+            gr.update(visible=table.chat_tree,
+                      value=texts.PATHS_ALL if table.options.chat_paths == "all" else texts.PATHS_BEST),
+            gr.update(visible=show_names, value=names_text)]
+
+
 def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> list:
     if preview is None:
         return [table, gr.update(value=texts.NOTHING_UPLOADED), gr.update(value=None, interactive=False),
-                *_mapping_updates(None), gr.update(open=False),
+                *_mapping_updates(None), gr.update(open=False), *_read_option_updates(None, None),
                 pd.DataFrame(columns=PREVIEW_COLUMNS),
                 gr.update(value=pd.DataFrame(columns=PROBLEM_COLUMNS), visible=False),
                 gr.update(interactive=False, value=texts.IMPORT_BUTTON)]
@@ -77,7 +92,12 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
         lines.append(f"⚠️ {preview.mapping_problem or preview.detection.message}")
     else:
         lines.append(f"✅ {preview.detection.message}")
-    problems = pd.DataFrame([[p.row, p.column, p.severity, p.message] for p in preview.problems],
+    if preview.table.layout:
+        lines.append(f"Read as: **{preview.table.layout}**")
+    notes = [n for n in preview.notes if n not in preview.detection.message]
+    if notes:
+        lines.append("\n".join(f"- {n}" for n in notes))
+    problems = pd.DataFrame([[p.row, p.origin, p.column, p.severity, p.message] for p in preview.problems],
                             columns=PROBLEM_COLUMNS)
     rows = pd.DataFrame(preview_rows(preview), columns=PREVIEW_COLUMNS)
     n = c["usable"] if not preview.mapping_problem else 0
@@ -85,6 +105,7 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
             gr.update(value=preview.format.value if preview.format else None, interactive=True),
             *_mapping_updates(preview),
             gr.update(open=bool(preview.detection.needs_mapping or preview.mapping_problem)),
+            *_read_option_updates(table, preview),
             rows, gr.update(value=problems, visible=not problems.empty),
             gr.update(interactive=n > 0, value=f"Import {n} seed{'' if n == 1 else 's'}" if n else texts.IMPORT_BUTTON)]
 
@@ -118,18 +139,28 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 hub_split = gr.Textbox(label=texts.HUB_SPLIT, value="train", scale=1)
                 hub_load = gr.Button(texts.HUB_LOAD, scale=1)
     with gr.Accordion(texts.MAPPING_ACCORDION, open=False) as mapping_box:
+        with gr.Row():
+            sheet = gr.Dropdown(label=texts.SHEET_LABEL, info=texts.SHEET_HELP, choices=[], visible=False,
+                                elem_id="seed-sheet")
+            header = gr.Checkbox(label=texts.HEADER_LABEL, info=texts.HEADER_HELP, value=True, visible=False,
+                                 elem_id="seed-header")
+            paths = gr.Radio([texts.PATHS_BEST, texts.PATHS_ALL], value=texts.PATHS_BEST, label=texts.PATHS_LABEL,
+                             visible=False, elem_id="seed-paths")
         fmt = gr.Dropdown(label=texts.FORMAT_LABEL, info=texts.FORMAT_HELP, choices=_format_choices(),
                           value=None, interactive=False, elem_id="seed-format")
         with gr.Row():
             field_maps = [gr.Dropdown(label=name, choices=[texts.NOT_MAPPED], value=texts.NOT_MAPPED,
                                       visible=False, interactive=True, elem_id=f"map-{name}")
                           for name in ALL_FIELDS]
+        label_names = gr.Textbox(label=texts.LABEL_NAMES_LABEL, info=texts.LABEL_NAMES_HELP, visible=False,
+                                 placeholder="negative, positive", elem_id="seed-label-names")
+    source_state = gr.State(None)  # (path, name) of the upload, to read it again with other ReadOptions
     preview_table = gr.Dataframe(pd.DataFrame(columns=PREVIEW_COLUMNS), label=texts.PREVIEW_LABEL,
                                  interactive=False, wrap=True, max_height=420, elem_id="seed-preview",
                                  column_widths=["6%", "10%", "37%", "30%", "17%"])
     problems_table = gr.Dataframe(pd.DataFrame(columns=PROBLEM_COLUMNS), label=texts.PROBLEMS_LABEL,
                                   interactive=False, wrap=True, max_height=240, elem_id="seed-problems",
-                                  visible=False)
+                                  visible=False, column_widths=["7%", "14%", "12%", "10%", "57%"])
     import_btn = gr.Button(texts.IMPORT_BUTTON, variant="primary", interactive=False, elem_id="import-seeds")
 
     gr.Markdown(texts.LIBRARY_HEADER)
@@ -145,8 +176,9 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             save = gr.Button(texts.EDIT_SAVE, variant="primary", interactive=False)
             delete = gr.Button(texts.EDIT_DELETE, variant="stop", interactive=False)
 
-    preview_outputs = [table_state, summary, fmt, *field_maps, mapping_box, preview_table, problems_table,
-                       import_btn]
+    read_options = [sheet, header, paths, label_names]
+    preview_outputs = [table_state, summary, fmt, *field_maps, mapping_box, *read_options, preview_table,
+                       problems_table, import_btn]
     editor_outputs = [selected, editor_note, *editors, save, delete]
 
     # ------------------------------------------------------------------ handlers
@@ -198,25 +230,41 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             return out
         return _preview_outputs(build_preview(table, known_keys=_known(pid)), table)
 
+    def read_upload(path: str, options: ReadOptions | None = None) -> RawTable:
+        return read_table(path, display_name=Path(path).name, max_bytes=ws.settings.max_upload_bytes,
+                          options=options)
+
     def on_upload(pid: int | None, path: str | None) -> list:
         if not path:
+            return [None, *_preview_outputs(None, None)]
+        return [path, *show_table(pid, lambda: read_upload(path))]
+
+    def on_read_option(pid: int | None, path: str | None, table: RawTable | None, sheet_name: str | None,
+                       has_header: bool, paths_choice: str) -> list:
+        """The sheet, header or chat-path choice changed: read the same upload again with it."""
+        if not path or table is None:
             return _preview_outputs(None, None)
-        return show_table(pid, lambda: read_table(path, display_name=Path(path).name,
-                                                  max_bytes=ws.settings.max_upload_bytes))
+        options = ReadOptions(sheet=sheet_name or None if table.sheets else None,
+                              header=bool(has_header) if table.has_header is not None else None,
+                              chat_paths="all" if paths_choice == texts.PATHS_ALL else "best")
+        return show_table(pid, lambda: read_upload(path, options))
 
     def on_example(pid: int | None) -> list:
-        return show_table(pid, lambda: read_table(EXAMPLE_SEEDS, max_bytes=ws.settings.max_upload_bytes))
+        return [None, *show_table(pid, lambda: read_table(EXAMPLE_SEEDS, max_bytes=ws.settings.max_upload_bytes))]
 
     def on_hub(pid: int | None, repo: str, split: str) -> list:
         from studio.data.hub_source import read_hub_dataset
 
-        return show_table(pid, lambda: read_hub_dataset(repo.strip(), split=(split or "train").strip(),
-                                                        max_bytes=ws.settings.max_upload_bytes))
+        return [None, *show_table(pid, lambda: read_hub_dataset(repo.strip(), split=(split or "train").strip(),
+                                                                max_bytes=ws.settings.max_upload_bytes))]
 
-    def on_remap(pid: int | None, table: RawTable | None, fmt_value: str | None, *maps: str) -> list:
+    def on_remap(pid: int | None, table: RawTable | None, fmt_value: str | None, names: str, *maps: str) -> list:
         if table is None:
             return _preview_outputs(None, None)
-        return _preview_outputs(remapped(pid, table, fmt_value, maps), table)
+        try:
+            return _preview_outputs(remapped(pid, table, fmt_value, names, maps), table)
+        except StudioError as exc:
+            raise fail(exc) from None
 
     def on_format(pid: int | None, table: RawTable | None, fmt_value: str | None) -> list:
         # A new format starts from its detected mapping (if any) instead of the old format's fields.
@@ -224,25 +272,27 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             return _preview_outputs(None, None)
         return _preview_outputs(build_preview(table, fmt=fmt_value or None, known_keys=_known(pid)), table)
 
-    def on_import(pid: int | None, table: RawTable | None, fmt_value: str | None, *maps: str) -> list:
+    def on_import(pid: int | None, table: RawTable | None, fmt_value: str | None, names: str, *maps: str) -> list:
         pid = require_project(pid)
         if table is None:
             raise gr.Error("Upload a seed file first.")
-        preview = remapped(pid, table, fmt_value, maps)
         try:
+            preview = remapped(pid, table, fmt_value, names, maps)
             result = commit_import(ws, pid, preview)
         except StudioError as exc:
             raise fail(exc) from None
         gr.Info(result.message(preview.source))
         p = get_project(ws, pid)
-        return [*_preview_outputs(None, None), None, seeds_frame(ws, pid), _count_text(p.seed_count)]
+        return [None, *_preview_outputs(None, None), None, seeds_frame(ws, pid), _count_text(p.seed_count)]
 
-    def remapped(pid: int | None, table: RawTable, fmt_value: str | None, maps: tuple[str, ...]) -> ImportPreview:
+    def remapped(pid: int | None, table: RawTable, fmt_value: str | None, names: str,
+                 maps: tuple[str, ...]) -> ImportPreview:
         chosen = SeedFormat(fmt_value) if fmt_value else None
         allowed = {f.name for f in FORMATS[chosen].fields} if chosen else set()
         mapping = {name: col for name, col in zip(ALL_FIELDS, maps, strict=True)
                    if col and col != texts.NOT_MAPPED and name in allowed}
-        return build_preview(table, fmt=chosen, mapping=mapping, known_keys=_known(pid))
+        label_ids = parse_label_names(names) if chosen == SeedFormat.CLASSIFICATION else None
+        return build_preview(table, fmt=chosen, mapping=mapping, known_keys=_known(pid), label_names=label_ids)
 
     def _editor_updates(seed_id: int | None) -> list:
         if seed_id is None:
@@ -289,17 +339,23 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     base.input(lambda pid, ref: save_model(pid, ref, "base_model_ref"), inputs=[current, base], api_name=False)
     teacher.input(lambda pid, ref: save_model(pid, ref, "teacher_ref"), inputs=[current, teacher], api_name=False)
 
-    upload.upload(on_upload, inputs=[current, upload], outputs=preview_outputs, api_name=False)
-    upload.clear(lambda: _preview_outputs(None, None), outputs=preview_outputs, api_name=False)
-    example.click(on_example, inputs=[current], outputs=preview_outputs, api_name=False)
-    hub_load.click(on_hub, inputs=[current, hub_id, hub_split], outputs=preview_outputs, api_name=False)
-    hub_id.submit(on_hub, inputs=[current, hub_id, hub_split], outputs=preview_outputs, api_name=False)
+    sourced_outputs = [source_state, *preview_outputs]
+    upload.upload(on_upload, inputs=[current, upload], outputs=sourced_outputs, api_name=False)
+    upload.clear(lambda: [None, *_preview_outputs(None, None)], outputs=sourced_outputs, api_name=False)
+    example.click(on_example, inputs=[current], outputs=sourced_outputs, api_name=False)
+    hub_load.click(on_hub, inputs=[current, hub_id, hub_split], outputs=sourced_outputs, api_name=False)
+    hub_id.submit(on_hub, inputs=[current, hub_id, hub_split], outputs=sourced_outputs, api_name=False)
+    for option in (sheet, header, paths):
+        option.input(on_read_option, inputs=[current, source_state, table_state, sheet, header, paths],
+                     outputs=preview_outputs, api_name=False)
     fmt.input(on_format, inputs=[current, table_state, fmt], outputs=preview_outputs, api_name=False)
+    remap_inputs = [current, table_state, fmt, label_names, *field_maps]
     for dd in field_maps:
-        dd.input(on_remap, inputs=[current, table_state, fmt, *field_maps], outputs=preview_outputs,
-                 api_name=False)
-    import_btn.click(on_import, inputs=[current, table_state, fmt, *field_maps],
-                     outputs=[*preview_outputs, upload, seeds, seed_count], api_name=False)
+        dd.input(on_remap, inputs=remap_inputs, outputs=preview_outputs, api_name=False)
+    label_names.submit(on_remap, inputs=remap_inputs, outputs=preview_outputs, api_name=False)
+    label_names.blur(on_remap, inputs=remap_inputs, outputs=preview_outputs, api_name=False)
+    import_btn.click(on_import, inputs=remap_inputs,
+                     outputs=[*sourced_outputs, upload, seeds, seed_count], api_name=False)
 
     seeds.select(on_select, inputs=[seeds], outputs=[*editor_outputs, editor_box], api_name=False)
     save.click(on_save, inputs=[current, selected, *editors], outputs=[seeds, *editor_outputs], api_name=False)

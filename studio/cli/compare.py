@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
-from studio.cli_generate import ApiKeyEnvOption, TeacherModelOption, _api_key
+from studio.cli.common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli.generate import ApiKeyEnvOption, TeacherModelOption, _api_key
 
 MaxNewTokensOption = Annotated[int, typer.Option("--max-new-tokens", help="Longest answer, in tokens.")]
 TemperatureOption = Annotated[float, typer.Option("--temperature", help="0 = greedy (the same answer every "

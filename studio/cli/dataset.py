@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
+from studio.cli.common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
 
 dataset_app = typer.Typer(help="Frozen dataset versions: freeze, list, show, export.", no_args_is_help=True)
 

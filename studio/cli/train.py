@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli.common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
 
 runs_app = typer.Typer(help="Training runs: list, show, stop, resume, log.", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
+from studio.cli.common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
 
 push_app = typer.Typer(help="Push an adapter (or merged model) or a dataset version to the Hugging Face Hub.",
                        no_args_is_help=True)

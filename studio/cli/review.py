@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, clip, open_workspace, print_json
-from studio.cli_generate import ApiKeyEnvOption, TeacherModelOption, TeacherOption, _api_key
+from studio.cli.common import HomeOption, JsonOption, clip, open_workspace, print_json
+from studio.cli.generate import ApiKeyEnvOption, TeacherModelOption, TeacherOption, _api_key
 
 review_app = typer.Typer(help="Human review of a batch: sample, verdicts, the gate, prompt revision.",
                          no_args_is_help=True)
@@ -110,7 +110,7 @@ def diversity_command(
     if batch is not None:
         report = batch_diversity(ws, batch)
     else:
-        from studio.cli_common import pick_project
+        from studio.cli.common import pick_project
         from studio.data.versions import get_version
 
         report = version_diversity(ws, get_version(ws, pick_project(ws, project).id, version).id)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
+from studio.cli.common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
 
 ablation_app = typer.Typer(help="Augmentation ablation: the same training on seeds only vs seeds + synthetic rows.",
                            no_args_is_help=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from studio.cli_common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli.common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
 
 batches_app = typer.Typer(help="Generation batches: list, stop, resume.", no_args_is_help=True)
 candidates_app = typer.Typer(help="Generated rows with their provenance.", no_args_is_help=True)
