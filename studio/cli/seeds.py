@@ -69,7 +69,7 @@ def seeds_import(
     typer.echo(preview.summary())
     if preview.table.layout:
         typer.echo(f"Read as: {preview.table.layout}")
-    for note in preview.notes:
+    for note in preview.extra_notes:
         typer.echo(f"  {note}")
     for problem in preview.problems[:20]:
         typer.echo(f"  {problem.severity}: {problem}")
@@ -84,7 +84,7 @@ def seeds_import(
 
 
 def _notes(preview) -> str:
-    return "".join(f"\n  {n}" for n in preview.notes)
+    return "".join(f"\n  {n}" for n in preview.extra_notes)
 
 
 def _map_hint(source: str, preview, given: list[str], command_only: bool = False) -> str:

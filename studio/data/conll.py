@@ -177,15 +177,15 @@ def parse_column_file(text: str) -> ColumnFile:
         if not line.strip():
             close()
             continue
-        fields = _split(line, tabbed)
-        if not tabbed:
-            fields = line.split()
+        fields = [f.strip() for f in _split(line, tabbed)]
         if fields[0] == _DOCSTART:
             close()
             documents += 1
             continue
-        if line.startswith("#") and not (len(fields) == width and fields[0] == "#"):
-            close()  # a comment (GermEval's source line); a '#' token with a full row of fields is data
+        if line.startswith("#") and (len(fields) != width or not _is_tag(fields[-1])):
+            # A comment: GermEval's '#<TAB>source<TAB>[date]' (often with a trailing TAB, so as many fields as
+            # a token line: its last field is no tag). '#<TAB>O' is a hashtag token (WNUT) and stays data.
+            close()
             comments += 1
             continue
         if not current:

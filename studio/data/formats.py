@@ -72,13 +72,14 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
             "Instruction / input / output (Alpaca)",
             "A task instruction, optional input the task works on, and the ideal output.",
             (
-                FieldSpec("instruction", "text", ("instruction", "instructions", "task", "prompt"),
-                          "What the user asks for."),
-                # Dolly's instruction / context / response is this format under other names.
+                # Dolly's instruction / context / response, and question / context / answer (SQuAD-style
+                # reading comprehension, text-to-SQL with its CREATE TABLE context), are this format.
+                FieldSpec("instruction", "text", ("instruction", "instructions", "question", "task", "prompt"),
+                          "What the user asks for.", ("question",)),
                 FieldSpec("input", "optional_text", ("input", "context", "inputs"),
                           "Optional material the instruction works on.", ("context",)),
                 FieldSpec("output", "text", ("output", "response", "answer", "outputs", "target"),
-                          "The ideal answer.", ("response",)),
+                          "The ideal answer.", ("response", "answer")),
             ),
             family="chat",
         ),
@@ -91,7 +92,7 @@ FORMATS: dict[SeedFormat, FormatSpec] = {
                 FieldSpec("prompt", "text", ("prompt", "question", "query", "source"), "What the model is given.",
                           ("question",)),
                 FieldSpec("completion", "text", ("completion", "response", "answer", "query", "generation"),
-                          "What the model should write.", ("response", "answer")),
+                          "What the model should write.", ("response", "answer", "query")),
             ),
             family="chat",
         ),
@@ -196,7 +197,7 @@ def known_column_names() -> frozenset[str]:
     return frozenset(a for spec in FORMATS.values() for f in spec.fields for a in (*f.aliases, *f.exact_names))
 
 
-_NUMPY_GAP = re.compile(r"}\s*\n\s*{")
+_NUMPY_GAP = re.compile(r"}\s+{")
 
 
 def parse_list_cell(text: str) -> list[Any] | None:
@@ -278,10 +279,13 @@ def detect(columns: list[str], sample_rows: list[dict[str, Any]], hint: Any = No
         if s.complete:
             suggestions.append(s)
 
-    def rank(s: Suggestion) -> tuple[int, int, int]:
+    def rank(s: Suggestion) -> tuple[int, int, int, int]:
+        # Names that all fit first; then the format that uses more of the file's columns (question + context
+        # + answer is Alpaca, question + answer alone is prompt/completion); then the format that has no
+        # field left empty.
         spec = FORMATS[s.format]
         all_exact = int(s.exact == len(s.mapping))
-        return (all_exact, s.exact, len(s.mapping) - len(spec.fields))
+        return (all_exact, len(s.mapping), s.exact, len(s.mapping) - len(spec.fields))
 
     suggestions.sort(key=rank, reverse=True)
     cols = ", ".join(columns) or "(none)"
@@ -295,7 +299,7 @@ def detect(columns: list[str], sample_rows: list[dict[str, Any]], hint: Any = No
                                    "and say which column holds each field.")
     best = suggestions[0]
     best_all_exact = rank(best)[0] == 1
-    rivals = [s for s in suggestions[1:] if rank(s)[:2] == rank(best)[:2]]
+    rivals = [s for s in suggestions[1:] if rank(s) == rank(best)]
     title = FORMATS[best.format].title
     described = ", ".join(f"'{col}' → {fld}" for fld, col in best.mapping.items())
     if best_all_exact and not rivals:
@@ -456,6 +460,8 @@ def normalise_row(
                 text = found
             if f.required and not text.strip():
                 problems.append(Problem(row_no, where, f"{f.name} is empty"))
+            if fmt == SeedFormat.CLASSIFICATION:
+                text = text.strip()  # 'pos ' and 'pos' are one label; SST-2's sentences end in a space
             values[f.name] = text
         elif f.kind == "messages":
             msgs, msg_problems = _normalise_messages(raw, row_no, where)

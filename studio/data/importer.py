@@ -67,6 +67,11 @@ class ImportPreview:
         return self.table.source
 
     @property
+    def extra_notes(self) -> list[str]:
+        """The notes that the detection message does not already say."""
+        return [n for n in self.notes if n not in self.detection.message]
+
+    @property
     def usable(self) -> list[PreparedRow]:
         return [r for r in self.rows if r.ok]
 

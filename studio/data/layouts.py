@@ -7,7 +7,8 @@
   tree along the best-ranked replies, or every path with `ReadOptions(chat_paths="all")`;
 - Label Studio exports (`data` + `annotations[].result[]` labels) and character-offset entities (spaCy's
   `ents`, doccano's `entities` / `label`, Parquet list<struct<start, end, label>>): tokens + IOB2 tags;
-- Self-Instruct seed tasks (`instruction` + a nested `instances` list): one row per instance.
+- Self-Instruct seed tasks (`instruction` + a nested `instances` list): one row per instance;
+- SQuAD (`data[].paragraphs[].qas[]`): one row per question, paragraph as input, first answer as output.
 
 Anything else is returned unchanged. A reshaped table says what it was read as (`layout`, `notes`), where
 each row came from (`origins`), and which rows cannot be used (`row_problems`): nothing is dropped silently.
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from studio.data.spans import Span, SpanError, parse_span, spans_to_tags
-from studio.data.table import RawTable, ReadOptions
+from studio.data.table import MappingHint, RawTable, ReadOptions
 
 
 def reshape(table: RawTable, options: ReadOptions | None = None) -> RawTable:
@@ -55,12 +56,31 @@ def _first_present(table: RawTable, column: str) -> Any:
 # --------------------------------------------------------------------------------- OpenAssistant
 
 
+def _rank(node: dict[str, Any]) -> float | None:
+    rank = node.get("rank")  # absent in the trees export, NaN in the flat table when unranked
+    return float(rank) if isinstance(rank, int | float) and not isinstance(rank, bool) and rank == rank else None
+
+
 def _best_first(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Replies a person may learn from, best-ranked first (rank 0 is best; unranked after ranked)."""
-    usable = [r for r in replies if isinstance(r, dict) and not r.get("deleted")
+    usable = [r for r in replies if isinstance(r, dict) and not _deleted(r)
               and isinstance(r.get("text"), str) and r["text"].strip()]
-    return sorted(usable, key=lambda r: (not isinstance(r.get("rank"), int | float) or r.get("rank") is None,
-                                         r.get("rank") if isinstance(r.get("rank"), int | float) else 0))
+    return sorted(usable, key=lambda r: (_rank(r) is None, _rank(r) or 0.0))
+
+
+def _deleted(node: dict[str, Any]) -> bool:
+    return node.get("deleted") is True
+
+
+def _count_deleted(root: dict[str, Any]) -> int:
+    count, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        for r in _as_list(node.get("replies")) or []:
+            if isinstance(r, dict):
+                count += int(_deleted(r))
+                stack.append(r)
+    return count
 
 
 def _message(node: dict[str, Any]) -> dict[str, str]:
@@ -101,6 +121,7 @@ def _oasst_rows(table: RawTable, trees: list[tuple[str, dict[str, Any], dict[str
     origins: list[str] = []
     problems: dict[int, str] = {}
     no_reply = 0
+    deleted = sum(_count_deleted(root) for _, root, _ in trees)
     for origin, root, extra in trees:
         paths = _tree_paths(root, all_paths)
         if not paths:
@@ -120,6 +141,9 @@ def _oasst_rows(table: RawTable, trees: list[tuple[str, dict[str, Any], dict[str
     if no_reply:
         notes.append(f"{no_reply} prompt{'s have' if no_reply != 1 else ' has'} no reply: listed below, "
                      "not imported.")
+    if deleted:
+        notes.append(f"{deleted} deleted message{'s were' if deleted != 1 else ' was'} left out, with the "
+                     "replies below them.")
     return table.derived(rows, layout=layout, notes=notes, origins=origins, row_problems=problems,
                          chat_tree=True)
 
@@ -159,7 +183,8 @@ def _oasst_messages(table: RawTable, options: ReadOptions) -> RawTable | None:
     trees = []
     for root in roots:
         extra = {"message_tree_id": root.get("message_tree_id") or root.get("message_id")}
-        trees.append((_origin(table, first_row[str(root["message_id"])]), root, extra))
+        where = f"{_origin(table, first_row[str(root['message_id'])])}, message {str(root['message_id'])[:8]}"
+        trees.append((where, root, extra))
     return _oasst_rows(table, trees, options, "OpenAssistant messages (flat table)")
 
 
@@ -189,21 +214,24 @@ def _span_rows(table: RawTable, layout: str, items: list[tuple[int, str | None, 
     for i, text, raw_spans, keep, offsets in items:
         origins.append(_origin(table, i))
         if not isinstance(text, str) or not text.strip():
-            rows.append({**keep})
+            rows.append({"tokens": None, "tags": None, **keep})
             problems[len(rows)] = "has no text to tag"
             continue
         try:
             spans = [parse_span(s) for s in (_as_list(raw_spans) or [])] if _present(raw_spans) else []
             tokens, tags = spans_to_tags(text, spans, offsets)
         except SpanError as exc:
-            rows.append({"text": text, **keep})
+            rows.append({"tokens": None, "tags": None, "text": text, **keep})
             problems[len(rows)] = str(exc)
             continue
         labels.update(s.label for s in spans)
         rows.append({"tokens": tokens, "tags": tags, "text": text, **keep})
     notes = [f"Entities given as character offsets, turned into tokens + IOB2 tags (entity types: "
              f"{', '.join(sorted(labels)) or 'none'})."]
-    return table.derived(rows, layout=layout, notes=notes, origins=origins, row_problems=problems)
+    out = table.derived(rows, layout=layout, notes=notes, origins=origins, row_problems=problems)
+    out.hint = MappingHint("ner", {"tokens": "tokens", "tags": "tags"}, confident=True,
+                           message=f"Recognised as {layout}: entities become tokens + tags (NER).")
+    return out
 
 
 def _token_offsets(value: Any) -> list[tuple[int, int]] | None:
@@ -239,20 +267,31 @@ def _label_studio(table: RawTable, options: ReadOptions) -> RawTable | None:
     if not isinstance(_first_present(table, "data"), dict):
         return None
     items = []
+    several: list[str] = []
+    origins_override: dict[int, str] = {}
     for i, r in enumerate(table.rows):
         data = r.get("data") if isinstance(r.get("data"), dict) else {}
         text = data.get("text", next((v for v in data.values() if isinstance(v, str)), None))
         annotations = _as_list(r.get("annotations")) or _as_list(r.get("completions")) or []
         done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         keep = {"task_id": r.get("id")} if _present(r.get("id")) else {}
+        if keep:
+            origins_override[i] = f"task {r['id']} ({_origin(table, i)})"
         if not done:
             items.append((i, None, None, keep, None))
             continue
+        if len(done) > 1:
+            several.append(str(r.get("id", i + 1)))
         results = _as_list(done[0].get("result")) or []
         spans = [res for res in results if isinstance(res, dict) and isinstance(res.get("value"), dict)
                  and "start" in res["value"] and res.get("type", "labels") == "labels"]
         items.append((i, text, spans, keep, None))
     out = _span_rows(table, "Label Studio export", items)
+    out.origins = [origins_override.get(i, o) for i, o in enumerate(out.origins or [])]
+    if several:
+        out.notes.append(f"Task{'s' if len(several) > 1 else ''} {', '.join(several)} "
+                         f"{'have' if len(several) > 1 else 'has'} several annotations: the first finished one "
+                         "is used (check that the annotators agree).")
     for row_no, message in list(out.row_problems.items()):
         if message == "has no text to tag":
             out.row_problems[row_no] = "has no finished annotation (skipped or cancelled in Label Studio)"
@@ -290,8 +329,42 @@ def _self_instruct(table: RawTable, options: ReadOptions) -> RawTable | None:
                          row_problems=problems)
 
 
+# --------------------------------------------------------------------------------- SQuAD
+
+
+def _squad(table: RawTable, options: ReadOptions) -> RawTable | None:
+    """SQuAD 1.1/2.0 JSON ({"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}): one row per
+    question, with its paragraph as the input and the first answer as the output."""
+    sample = _as_list(_first_present(table, "paragraphs"))
+    if not sample or not isinstance(sample[0], dict) or "qas" not in sample[0]:
+        return None
+    rows: list[dict[str, Any]] = []
+    origins: list[str] = []
+    problems: dict[int, str] = {}
+    for i, article in enumerate(table.rows):
+        for p_no, para in enumerate(_as_list(article.get("paragraphs")) or [], start=1):
+            if not isinstance(para, dict):
+                continue
+            for qa in _as_list(para.get("qas")) or []:
+                if not isinstance(qa, dict):
+                    continue
+                answers = [a for a in _as_list(qa.get("answers")) or [] if isinstance(a, dict)]
+                row = {"question": qa.get("question"), "context": para.get("context"),
+                       "answer": answers[0].get("text") if answers else None,
+                       "title": article.get("title"), "id": qa.get("id")}
+                rows.append({k: v for k, v in row.items() if v is not None})
+                origins.append(f"{_origin(table, i)}, paragraph {p_no}, question {qa.get('id', len(rows))}")
+                if not answers:
+                    problems[len(rows)] = ("the question has no answer (unanswerable in SQuAD 2.0), so there is "
+                                           "nothing for the model to learn")
+    notes = [f"SQuAD: {len(table.rows)} articles, {len(rows)} questions; the paragraph is the input and the first "
+             "answer the output."]
+    return table.derived(rows, layout="SQuAD reading comprehension", notes=notes, origins=origins,
+                         row_problems=problems)
+
+
 _RECOGNISERS: list[Callable[[RawTable, ReadOptions], RawTable | None]] = [
-    _oasst_trees, _oasst_messages, _label_studio, _span_table, _self_instruct,
+    _oasst_trees, _oasst_messages, _label_studio, _span_table, _self_instruct, _squad,
 ]
 
 __all__ = ["Span", "reshape"]

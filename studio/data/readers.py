@@ -291,12 +291,13 @@ def _read_column_file(text: str, name: str) -> RawTable:
     rows = [dict(zip(parsed.columns, sentence, strict=True)) for sentence in parsed.sentences]
     origins = [f"line {n}" for n in parsed.lines]
     problems = {i + 1: why for i, why in parsed.problems.items()}
+    clean = [r for i, r in enumerate(rows) if i not in parsed.problems] or rows  # padded broken lines say nothing
     found = [t for col in parsed.columns
-             if (t := conll.describe_tags(col, [r[col] for r in rows])) is not None]
+             if (t := conll.describe_tags(col, [r[col] for r in clean])) is not None]
     ranked = conll.rank_tag_columns(found)
     tag_cols = {t.column for t in found}
     token_col = next((c for c in parsed.columns if c not in tag_cols
-                      and not conll.is_index_column([v for r in rows[:200] for v in r[c]])), None)
+                      and not conll.is_index_column([v for r in clean[:200] for v in r[c]])), None)
     extra = [f"{parsed.documents} document{'s' if parsed.documents != 1 else ''}" if parsed.documents else "",
              f"{parsed.comments} comment lines skipped" if parsed.comments else ""]
     notes = [f"Column file (CoNLL style): {len(rows)} sentences, {len(parsed.columns)} columns per token"
@@ -335,10 +336,14 @@ def _read_xlsx(data: bytes, name: str, options: ReadOptions) -> RawTable:
                              "Excel (or export it as CSV UTF-8) and upload the new file.") from None
     try:
         sheets = list(book.sheetnames)
-        chosen = options.sheet if options.sheet is not None else sheets[0]
-        if chosen not in sheets:
-            raise InputFileError(f"{name} has no sheet called '{chosen}'. Its sheets are "
+        if options.sheet is not None and options.sheet not in sheets:
+            raise InputFileError(f"{name} has no sheet called '{options.sheet}'. Its sheets are "
                                  f"{', '.join(repr(x) for x in sheets)}.")
+        # By default the first sheet whose first row names seed columns (a 'Notes' or cover sheet often comes
+        # first), else the first sheet.
+        chosen = options.sheet or next((x for x in sheets if any(
+            _known_column(_cell_text(c)) for row in book[x].iter_rows(max_row=1, values_only=True) for c in row)),
+            sheets[0])
         records = [(i, [_cell_text(c) for c in row])
                    for i, row in enumerate(book[chosen].iter_rows(values_only=True), start=1)]
     finally:

@@ -94,9 +94,8 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
         lines.append(f"✅ {preview.detection.message}")
     if preview.table.layout:
         lines.append(f"Read as: **{preview.table.layout}**")
-    notes = [n for n in preview.notes if n not in preview.detection.message]
-    if notes:
-        lines.append("\n".join(f"- {n}" for n in notes))
+    if preview.extra_notes:
+        lines.append("\n".join(f"- {n}" for n in preview.extra_notes))
     problems = pd.DataFrame([[p.row, p.origin, p.column, p.severity, p.message] for p in preview.problems],
                             columns=PROBLEM_COLUMNS)
     rows = pd.DataFrame(preview_rows(preview), columns=PREVIEW_COLUMNS)
