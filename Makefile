@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/import.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -94,7 +94,8 @@ def main() -> None:
 
         results = {}
         for label, path in (("alpaca 50,000 rows", alpaca), ("conll 20,000 sentences", conll)):
-            _, t_pandas = timed(pandas_read, path)
+            read, t_pandas = timed(pandas_read, path)
+            print(f"{label}: pandas read {read:,} {'token lines' if path is conll else 'rows'}")
             (imported, t_preview), t_studio = timed(studio_import, path, tmp_path / f"home-{path.stem}", label)
             rows = 50_000 if path is alpaca else 20_000
             assert imported == rows, f"{label}: imported {imported}, expected {rows}"

@@ -90,6 +90,44 @@ def test_parquet_class_label_names(hub: HubServer) -> None:
     assert table.label_names == {"label": ["neg", "pos"], "ner_tags": ["O", "B-PER"]}
 
 
+CARD_WITH_FEATURES = """---
+dataset_info:
+  features:
+  - name: text
+    dtype: string
+  - name: label
+    dtype:
+      class_label:
+        names:
+          '0': negative
+          '1': neutral
+          '2': positive
+  - name: ner_tags
+    sequence:
+      class_label:
+        names:
+          '0': O
+          '1': B-PER
+---
+# Tweets
+"""
+
+
+def test_card_features_name_the_labels_of_a_csv_dataset(hub: HubServer, tmp_path: Path) -> None:
+    """A CSV/JSON dataset declares its ClassLabel names only in the card's dataset_info (the Hub's YAML)."""
+    from studio.config import load_settings
+    from studio.data.importer import preview_hub
+    from studio.workspace import Workspace
+
+    hub.add_dataset("acme/tweets", {"README.md": CARD_WITH_FEATURES,
+                                    "data/train.csv": b"text,label\nlove it,2\nmeh,1\nawful,0\n"})
+    table = read_hub_dataset("acme/tweets", max_bytes=MB, endpoint=hub.url)
+    assert table.label_names == {"label": ["negative", "neutral", "positive"], "ner_tags": ["O", "B-PER"]}
+    preview = preview_hub(Workspace(load_settings(tmp_path / "home")), "acme/tweets", endpoint=hub.url)
+    assert [r.record["label"] for r in preview.rows] == ["positive", "neutral", "negative"]
+    assert "3 labels: negative, neutral, positive." in preview.notes
+
+
 def test_unknown_dataset_is_not_found(hub: HubServer) -> None:
     with pytest.raises(HubError) as err:
         read_hub_dataset("acme/nope", max_bytes=MB, endpoint=hub.url)

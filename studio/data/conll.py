@@ -46,10 +46,11 @@ def tag_scheme(sequences: list[list[str]]) -> str:
     """The tagging scheme of whole sentences of tags."""
     prefixes = Counter()
     iob1 = False
+    parsed: dict[str, re.Match[str] | None] = {}  # a few distinct tags, matched once each
     for tags in sequences:
         prev_type = None
         for tag in tags:
-            m = _PREFIXED.match(tag)
+            m = parsed[tag] if tag in parsed else parsed.setdefault(tag, _PREFIXED.match(tag))
             if m is None:  # O, or a bare type (IO without prefixes)
                 prev_type = None if tag == "O" else tag
                 if tag != "O":

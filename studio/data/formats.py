@@ -528,6 +528,8 @@ def content_key(fmt: SeedFormat, record: dict[str, Any]) -> str:
         if isinstance(v, str):
             return " ".join(v.lower().split())
         if isinstance(v, list):
+            if all(type(x) is str for x in v):  # tokens and tags: the common case, without a call per item
+                return [" ".join(x.lower().split()) for x in v]
             return [norm(x) for x in v]
         if isinstance(v, dict):
             return {k: norm(x) for k, x in sorted(v.items())}

@@ -88,7 +88,49 @@ def read_hub_dataset(repo_id: str, *, split: str = "train", max_bytes: int, endp
     tables: list[RawTable] = []
     for sibling, path in zip(chosen, paths, strict=True):
         tables.append(read_table(path, display_name=f"{repo_id}/{sibling.rfilename}", max_bytes=max_bytes))
-    return _concat(tables, f"{repo_id} ({split} split)")
+    table = _concat(tables, f"{repo_id} ({split} split)")
+    for col, names in card_label_names(_card_dict(info)).items():
+        table.label_names.setdefault(col, names)  # a CSV/JSON dataset names its classes in its card only
+    return table
+
+
+def _card_dict(info: Any) -> dict[str, Any]:
+    card = getattr(info, "card_data", None)
+    try:
+        return card.to_dict() if card is not None else {}
+    except Exception:  # a card the library cannot read only means the labels stay ids
+        return {}
+
+
+def card_label_names(card: dict[str, Any]) -> dict[str, list[str]]:
+    """ClassLabel names from a dataset card's `dataset_info.features` (the YAML the Hub shows as the
+    dataset's features): `dtype: {class_label: {names: {'0': neg, '1': pos}}}`, also inside `sequence:` /
+    `list:` (token tags)."""
+    infos = card.get("dataset_info")
+    infos = infos if isinstance(infos, list) else [infos]
+    out: dict[str, list[str]] = {}
+    for info in infos:
+        features = info.get("features") if isinstance(info, dict) else None
+        for feature in features if isinstance(features, list) else []:
+            if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
+                continue
+            spec: Any = feature
+            for key in ("sequence", "list"):
+                if isinstance(spec.get(key), dict):
+                    spec = spec[key]
+            dtype = spec.get("dtype")
+            label = spec.get("class_label") or (dtype.get("class_label") if isinstance(dtype, dict) else None)
+            names = label.get("names") if isinstance(label, dict) else None
+            if isinstance(names, dict):
+                try:
+                    ids = sorted(int(k) for k in names)
+                except (TypeError, ValueError):
+                    continue
+                if ids == list(range(len(ids))):
+                    out.setdefault(feature["name"], [str(names[k] if k in names else names[str(k)]) for k in ids])
+            elif isinstance(names, list) and names:
+                out.setdefault(feature["name"], [str(n) for n in names])
+    return out
 
 
 def _offline() -> bool:

@@ -331,8 +331,10 @@ def preview_rows(preview: ImportPreview, limit: int = 200) -> list[dict[str, Any
     for r in preview.rows[:limit]:
         if r.record is not None and preview.format is not None:
             prompt, answer = summary_text(preview.format, r.record)
-        else:
-            prompt, answer = "", ""
+        else:  # what the row holds, so the person can see which one it is
+            raw = preview.table.rows[r.row - 1] if r.row <= len(preview.table.rows) else {}
+            held = [str(v)[:300] for col in preview.mapping.values() if (v := raw.get(col)) not in (None, "")]
+            prompt, answer = " · ".join(held), ""
         status = "error" if r.record is None else ("duplicate" if r.duplicate_of else (
             "warning" if r.problems else "ok"))
         notes = "; ".join(p.message for p in r.problems)

@@ -79,7 +79,9 @@ def _read_option_updates(table: RawTable | None, preview: ImportPreview | None) 
             gr.update(visible=show_names, value=names_text)]
 
 
-def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> list:
+def _preview_outputs(preview: ImportPreview | None, table: RawTable | None, keep_open: bool = False) -> list:
+    """Every output of a preview. `keep_open`: the person is working in the mapping step (a column, a sheet,
+    label names): it stays open even when the result needs nothing more from them."""
     if preview is None:
         return [table, gr.update(value=texts.NOTHING_UPLOADED), gr.update(value=None, interactive=False),
                 *_mapping_updates(None), gr.update(open=False), *_read_option_updates(None, None),
@@ -103,7 +105,8 @@ def _preview_outputs(preview: ImportPreview | None, table: RawTable | None) -> l
     return [table, "\n\n".join(lines),
             gr.update(value=preview.format.value if preview.format else None, interactive=True),
             *_mapping_updates(preview),
-            gr.update(open=bool(preview.detection.needs_mapping or preview.mapping_problem)),
+            gr.update(open=True) if preview.detection.needs_mapping or preview.mapping_problem else (
+                gr.update() if keep_open else gr.update(open=False)),
             *_read_option_updates(table, preview),
             rows, gr.update(value=problems, visible=not problems.empty),
             gr.update(interactive=n > 0, value=f"Import {n} seed{'' if n == 1 else 's'}" if n else texts.IMPORT_BUTTON)]
@@ -218,7 +221,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         with ws.read() as conn:
             return existing_keys(conn, pid)
 
-    def show_table(pid: int | None, load: Callable[[], RawTable]) -> list:
+    def show_table(pid: int | None, load: Callable[[], RawTable], keep_open: bool = False) -> list:
         """Read a source and preview it; a source that cannot be read says why, in place of the preview."""
         try:
             table = load()
@@ -227,7 +230,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             out = _preview_outputs(None, None)
             out[1] = f"❌ {exc}"
             return out
-        return _preview_outputs(build_preview(table, known_keys=_known(pid)), table)
+        return _preview_outputs(build_preview(table, known_keys=_known(pid)), table, keep_open)
 
     def read_upload(path: str, options: ReadOptions | None = None) -> RawTable:
         return read_table(path, display_name=Path(path).name, max_bytes=ws.settings.max_upload_bytes,
@@ -246,7 +249,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         options = ReadOptions(sheet=sheet_name or None if table.sheets else None,
                               header=bool(has_header) if table.has_header is not None else None,
                               chat_paths="all" if paths_choice == texts.PATHS_ALL else "best")
-        return show_table(pid, lambda: read_upload(path, options))
+        return show_table(pid, lambda: read_upload(path, options), keep_open=True)
 
     def on_example(pid: int | None) -> list:
         return [None, *show_table(pid, lambda: read_table(EXAMPLE_SEEDS, max_bytes=ws.settings.max_upload_bytes))]
@@ -261,7 +264,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         if table is None:
             return _preview_outputs(None, None)
         try:
-            return _preview_outputs(remapped(pid, table, fmt_value, names, maps), table)
+            return _preview_outputs(remapped(pid, table, fmt_value, names, maps), table, keep_open=True)
         except StudioError as exc:
             raise fail(exc) from None
 
@@ -269,7 +272,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         # A new format starts from its detected mapping (if any) instead of the old format's fields.
         if table is None:
             return _preview_outputs(None, None)
-        return _preview_outputs(build_preview(table, fmt=fmt_value or None, known_keys=_known(pid)), table)
+        return _preview_outputs(build_preview(table, fmt=fmt_value or None, known_keys=_known(pid)), table,
+                                keep_open=True)
 
     def on_import(pid: int | None, table: RawTable | None, fmt_value: str | None, names: str, *maps: str) -> list:
         pid = require_project(pid)
