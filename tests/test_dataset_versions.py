@@ -391,7 +391,8 @@ def test_general_file_smaller_than_asked_is_used_whole(ws, project, tmp_path) ->
      "line 2 is not valid JSON"),
     ("sales.csv", "date,amount\n2024-01-01,12.5\n", "is not a chat dataset"),
     ("unfinished.jsonl", '{"messages": [{"role": "user", "content": "Hi"}]}\n', "no usable row"),
-    ("notes.txt", "hello", "are not supported"),
+    ("notes.docx", "hello", "are not supported"),
+    ("notes.txt", "hello", "notes.txt is not a CoNLL-style column file"),
 ])
 def test_bad_general_file_changes_nothing(ws, project, tmp_path, name, content, expected) -> None:
     path = tmp_path / name
