@@ -373,3 +373,17 @@ def test_cli_options_for_sheets_paths_and_label_names(tmp_path) -> None:
     assert code == 0 and "Imported 6 seeds" in out and "3 labels: negative, neutral, positive" in out
     code, out, err = cli(home, "seeds", "import", str(FIXTURES / "label_id_no_name.csv"), "--label-names", "0=a,x")
     assert code == 2 and "not both" in err
+
+
+def test_column_file_lines_that_cancel_out_are_still_caught(ws, tmp_path) -> None:
+    # One line a field short and the next a field long: the whole block still has 4 fields a line on average,
+    # which a block-at-once reader could take for good rows. Double spaces go the line-by-line way and read fine.
+    path = tmp_path / "shifted.conll"
+    path.write_text("Ada NNP I-NP I-PER\nlives VBZ I-VP\nin IN I-PP O extra\nParis NNP I-NP I-LOC\n\n"
+                    "Bob  NNP  I-NP  I-PER\nsleeps VBZ I-VP O\nat IN I-PP O\nnoon NN I-NP O\n")
+    project = create_project(ws, "shifted")
+    preview = preview_file(ws, path, project_id=project.id)
+    assert [str(p) for p in preview.problems] == [
+        "row 1 (line 1): line 2 has 3 fields, the file's lines have 4 (a missing space or an extra one?)"]
+    (good,) = [r.record for r in preview.rows if r.record]
+    assert good == {"tokens": ["Bob", "sleeps", "at", "noon"], "tags": ["I-PER", "O", "O", "O"]}

@@ -77,6 +77,10 @@ def _is_tag(value: str) -> bool:
 def describe_tags(column: str, sequences: list[list[str]]) -> TagColumn | None:
     """A TagColumn when nearly every value is a tag (O, B-X, I-X, ...; or bare types with many O).
     Works on the distinct values and their counts: a token column has thousands, a tag column a few."""
+    if len(sequences) > 2000:  # a token column shows itself in a sample: count everything only for tags
+        head = describe_tags(column, sequences[:2000])
+        if head is None:
+            return None
     counts = Counter(v for seq in sequences for v in seq)
     total = sum(counts.values())
     if not total:
@@ -86,7 +90,7 @@ def describe_tags(column: str, sequences: list[list[str]]) -> TagColumn | None:
     outside = counts["O"]
     types = sorted({m.group(2) for m in prefixed.values()} | {v for v in counts if v != "O" and v not in prefixed})
     if tagged >= 0.98 * total and (outside or prefixed):
-        scheme = tag_scheme(sequences)
+        scheme = tag_scheme(sequences[:20_000])  # the scheme shows in any few thousand sentences
         types = sorted({m.group(2) for m in prefixed.values()})
     elif outside >= 0.3 * total and len(types) <= 30 and all(" " not in t for t in types):
         scheme = "IO"  # bare types (PER, LOC) beside O: IO without prefixes
@@ -141,7 +145,7 @@ def sniff_columns(text: str) -> bool:
     tabbed = sum("\t" in ln for ln in data) >= len(data) / 2
     counts = Counter(len(_split(ln, tabbed)) for ln in data)
     width, n = counts.most_common(1)[0]
-    if width < 2 or n < 0.9 * len(data):
+    if width < 2 or n < 0.75 * len(data):
         return False
     rows = [_split(ln, tabbed) for ln in data if len(_split(ln, tabbed)) == width]
     if sum(len(" ".join(r)) for r in rows) / len(rows) > 120:  # sentences per line: a table, not tokens
@@ -150,52 +154,100 @@ def sniff_columns(text: str) -> bool:
     return any(describe_tags(str(i), [col]) is not None for i, col in enumerate(columns))
 
 
+_BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
+
+
 def parse_column_file(text: str) -> ColumnFile:
     """Sentences of a column file. A line whose field count differs from the file's is a problem of its
-    sentence (the sentence is kept, marked, so the preview can list it by line)."""
-    raw_lines = text.split("\n")
-    probe = [ln.rstrip("\r") for ln in raw_lines[:2000]]
-    probe = [ln for ln in probe if ln.strip() and not ln.startswith(("#", _DOCSTART))]
+    sentence (the sentence is kept, marked, so the preview can list it by line).
+
+    The file is cut into blocks at blank lines. A block of plain token lines (no comment, no -DOCSTART-,
+    every line exactly `width` fields, as a regular expression over the whole block checks) is split in one
+    call and its columns sliced out: a 50 MB file is millions of lines, and a Python step per line was most
+    of its preview. Any other block goes line by line."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    probe = [ln for ln in text[:200_000].split("\n")[:2000]
+             if ln.strip() and not ln.startswith(("#", _DOCSTART))]
     tabbed = sum("\t" in ln for ln in probe) >= max(1, len(probe)) / 2
     width = Counter(len(_split(ln, tabbed)) for ln in probe).most_common(1)[0][0] if probe else 2
+    if tabbed:
+        field, sep = r"[^\t\n]*", r"\t"
+    else:
+        field, sep = r"\S+", " "
+    one_line = f"{field}(?:{sep}{field}){{{width - 1}}}"
+    plain_block = re.compile(f"{one_line}(?:\n{one_line})*")
 
-    sentences: list[list[list[str]]] = []
-    lines: list[int] = []
-    problems: dict[int, str] = {}
+    out = ColumnFile([column_name(i) for i in range(width)], [], [], {}, 0, 0)
+    line_no, pos = 1, 0
+    for m in [*_BLANK_RUN.finditer(text), None]:
+        end = m.start() if m else len(text)
+        block = text[pos:end]
+        first = line_no
+        if m:
+            line_no += block.count("\n") + m.group().count("\n")
+            pos = m.end()
+        if block.startswith("\n"):  # the file starts with blank lines
+            stripped = block.lstrip("\n")
+            first += len(block) - len(stripped)
+            block = stripped
+        block = block.rstrip("\n")
+        if not block or block.isspace():
+            continue
+        if not _plain_block(block, tabbed, plain_block, width, out, first):
+            _parse_lines(block, first, tabbed, width, out)
+    return out
+
+
+def _plain_block(block: str, tabbed: bool, pattern: re.Pattern[str], width: int, out: ColumnFile,
+                 first: int) -> bool:
+    if block[0] == "#" or "\n#" in block or _DOCSTART in block or not pattern.fullmatch(block):
+        return False
+    if tabbed:
+        if any(c in block for c in (" \t", "\t ", " \n", "\n ")) or block[0] == " " or block[-1] == " ":
+            return False  # spaces around a field: the line-by-line path strips them
+        fields = block.replace("\n", "\t").split("\t")
+    else:
+        fields = block.replace("\n", " ").split(" ")  # the pattern allowed single spaces only
+    out.sentences.append([fields[i::width] for i in range(width)])
+    out.lines.append(first)
+    return True
+
+
+def _parse_lines(block: str, first: int, tabbed: bool, width: int, out: ColumnFile) -> None:
+    """One block, line by line: comments, -DOCSTART-, and lines with the wrong number of fields."""
     current: list[list[str]] = []
-    start = 0
-    documents = comments = 0
+    start = first
 
     def close() -> None:
         nonlocal current
         if current:
-            sentences.append([[tok[i] for tok in current] for i in range(width)])
-            lines.append(start)
+            out.sentences.append([list(col) for col in zip(*current, strict=True)])
+            out.lines.append(start)
         current = []
 
-    for i, line in enumerate(raw_lines, start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
+    for i, line in enumerate(block.split("\n"), start=first):
+        if not line or line.isspace():
             close()
             continue
-        fields = [f.strip() for f in _split(line, tabbed)]
+        # str.split() already drops the spaces around fields; tab-separated fields may carry some.
+        fields = [f.strip() for f in line.split("\t")] if tabbed else line.split()
         if fields[0] == _DOCSTART:
             close()
-            documents += 1
+            out.documents += 1
             continue
         if line.startswith("#") and (len(fields) != width or not _is_tag(fields[-1])):
             # A comment: GermEval's '#<TAB>source<TAB>[date]' (often with a trailing TAB, so as many fields as
             # a token line: its last field is no tag). '#<TAB>O' is a hashtag token (WNUT) and stays data.
             close()
-            comments += 1
+            out.comments += 1
             continue
         if not current:
             start = i
         if len(fields) != width:
-            idx = len(sentences)
-            problems.setdefault(idx, f"line {i} has {len(fields)} fields, the file's lines have {width} "
-                                     f"(a missing {'tab' if tabbed else 'space'} or an extra one?)")
+            out.problems.setdefault(len(out.sentences), (
+                f"line {i} has {len(fields)} fields, the file's lines have {width} "
+                f"(a missing {'tab' if tabbed else 'space'} or an extra one?)"))
             fields = (fields + [""] * width)[:width]
         current.append(fields)
     close()
-    return ColumnFile([column_name(i) for i in range(width)], sentences, lines, problems, documents, comments)

@@ -477,7 +477,7 @@ def normalise_row(
             if f.kind == "tags" and label_names and f.name in label_names:
                 names = label_names[f.name]
                 items = [names[t] if isinstance(t, int) and 0 <= t < len(names) else t for t in items]
-            values[f.name] = [str(x) for x in items]
+            values[f.name] = list(map(str, items))
     if fmt == SeedFormat.NER and "tokens" in values and "tags" in values:
         problems += _check_ner(values["tokens"], values["tags"], row_no, mapping)
     if any(p.severity == "error" for p in problems):
@@ -515,11 +515,15 @@ def _check_ner(tokens: list[str], tags: list[str], row_no: int, mapping: dict[st
     if len(tokens) != len(tags):
         return [Problem(row_no, col, f"{len(tokens)} tokens but {len(tags)} tags; every token needs "
                                      "exactly one tag")]
-    bad = [t for t in tags if not _TAG_RE.match(t)]
+    bad = [t for t in dict.fromkeys(tags) if not _TAG_RE.match(t)]
     if bad:
         return [Problem(row_no, col, f"tag '{bad[0]}' is not a BIO tag (O, B-TYPE, I-TYPE)",
                         severity="warning")]
     return []
+
+
+_SPACE = re.compile(r"\s")
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # json.dumps' own settings, built once
 
 
 def content_key(fmt: SeedFormat, record: dict[str, Any]) -> str:
@@ -528,15 +532,19 @@ def content_key(fmt: SeedFormat, record: dict[str, Any]) -> str:
         if isinstance(v, str):
             return " ".join(v.lower().split())
         if isinstance(v, list):
-            if all(type(x) is str for x in v):  # tokens and tags: the common case, without a call per item
-                return [" ".join(x.lower().split()) for x in v]
-            return [norm(x) for x in v]
+            try:  # tokens and tags: lists of strings, normalised without a call per item
+                joined = "\x00".join(v).lower()
+            except TypeError:  # not all strings
+                return [norm(x) for x in v]
+            if not _SPACE.search(joined) and joined.count("\x00") == len(v) - 1:
+                return joined.split("\x00") if v else []  # no whitespace anywhere: one lower() for all
+            return [" ".join(x.lower().split()) for x in v]
         if isinstance(v, dict):
             return {k: norm(x) for k, x in sorted(v.items())}
         return v
 
     family = FORMATS[fmt].family
-    payload = json.dumps([family, norm(to_chat_key(fmt, record))], ensure_ascii=False, sort_keys=True)
+    payload = _KEY_ENCODER.encode([family, norm(to_chat_key(fmt, record))])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 

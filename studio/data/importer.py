@@ -26,6 +26,7 @@ from studio.data.formats import (
     summary_text,
 )
 from studio.data.readers import RawTable, ReadOptions, read_table
+from studio.data.table import bulk_rows
 from studio.errors import MappingError, NoUsableRowsError, SeedError
 from studio.workspace.seeds import existing_keys, project_family
 from studio.workspace.store import Workspace, utc_now
@@ -112,6 +113,12 @@ def build_preview(table: RawTable, *, fmt: SeedFormat | str | None = None, mappi
                   ) -> ImportPreview:
     """Apply a format + mapping (detected unless given) to every row; flag problems and duplicates.
     `label_names` names integer label ids (ids 0.. in order, or any ids), over the file's own names."""
+    with bulk_rows():
+        return _build_preview(table, fmt, mapping, known_keys, label_names)
+
+
+def _build_preview(table: RawTable, fmt: SeedFormat | str | None, mapping: dict[str, str] | None,
+                   known_keys: dict[str, int] | None, label_names: dict[int, str] | None) -> ImportPreview:
     detection = detect(table.columns, table.rows, table.hint)
     chosen_fmt = SeedFormat(fmt) if fmt else (detection.best.format if detection.best else None)
     if mapping is None:
@@ -140,10 +147,10 @@ def build_preview(table: RawTable, *, fmt: SeedFormat | str | None = None, mappi
         if i in table.row_problems:  # what the reader found says it all: no follow-on complaints
             problems = [Problem(i, "", table.row_problems[i])]
             record = None
-        origin = table.origin(i)
-        if origin:
+        if problems and (origin := table.origin(i)):
             problems = [dataclasses.replace(p, origin=origin) for p in problems]
-        meta = {k: _jsonable(v) for k, v in raw.items() if k not in mapped_cols and v not in (None, "")}
+        meta = {k: v if table.json_native else _jsonable(v) for k, v in raw.items()
+                if k not in mapped_cols and v not in (None, "")}
         key = content_key(chosen_fmt, record) if record is not None else None
         dup = ""
         if key is not None:
@@ -229,6 +236,8 @@ def _mapping_problem(table: RawTable, fmt: SeedFormat | None, mapping: dict[str,
 
 
 def _jsonable(v: Any) -> Any:
+    if v is None or type(v) in (str, int, float, bool):
+        return v
     if hasattr(v, "tolist"):
         v = v.tolist()
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.data import conll
-from studio.data.table import MappingHint, RawTable, ReadOptions
+from studio.data.table import MappingHint, RawTable, ReadOptions, bulk_rows
 from studio.errors import InputFileError
 
 __all__ = ["SUPPORTED_EXTENSIONS", "RawTable", "ReadOptions", "read_table", "safe_display_name"]
@@ -81,9 +81,10 @@ def read_table(path: str | Path, *, display_name: str | None = None, max_bytes: 
     from studio.data.layouts import reshape  # layouts build on RawTable; read first, then flatten
 
     options = options or ReadOptions()
-    table = _read(Path(path), safe_display_name(display_name or Path(path).name), max_bytes, options)
-    table.options = options
-    return reshape(table, options)
+    with bulk_rows():
+        table = _read(Path(path), safe_display_name(display_name or Path(path).name), max_bytes, options)
+        table.options = options
+        return reshape(table, options)
 
 
 def _read(path: Path, name: str, max_bytes: int, options: ReadOptions) -> RawTable:
@@ -280,7 +281,8 @@ def _table_from_records(records: list[tuple[int, list[str]]], name: str, options
                 f"'{sep}' inside a cell? put the cell in double quotes)")
         rows.append({h: (values[i] if i < len(values) else None) for i, h in enumerate(columns)})
         origins.append(f"{unit} {start}")
-    return RawTable(name, columns, rows, row_problems, notes=notes, origins=origins, has_header=header)
+    return RawTable(name, columns, rows, row_problems, notes=notes, origins=origins, has_header=header,
+                    json_native=True)
 
 
 def _read_column_file(text: str, name: str) -> RawTable:
@@ -292,9 +294,14 @@ def _read_column_file(text: str, name: str) -> RawTable:
     origins = [f"line {n}" for n in parsed.lines]
     problems = {i + 1: why for i, why in parsed.problems.items()}
     clean = [r for i, r in enumerate(rows) if i not in parsed.problems] or rows  # padded broken lines say nothing
+    # Columns are ranked on a sample (ten thousand sentences say which column holds entities); the chosen one
+    # is then described in full, so its entity types are all listed.
+    sample = clean[:10_000]
     found = [t for col in parsed.columns
-             if (t := conll.describe_tags(col, [r[col] for r in clean])) is not None]
+             if (t := conll.describe_tags(col, [r[col] for r in sample])) is not None]
     ranked = conll.rank_tag_columns(found)
+    if ranked and len(clean) > len(sample):
+        ranked[0] = conll.describe_tags(ranked[0].column, [r[ranked[0].column] for r in clean]) or ranked[0]
     tag_cols = {t.column for t in found}
     token_col = next((c for c in parsed.columns if c not in tag_cols
                       and not conll.is_index_column([v for r in clean[:200] for v in r[c]])), None)
@@ -315,7 +322,7 @@ def _read_column_file(text: str, name: str) -> RawTable:
         hint = MappingHint("ner", {"tokens": token_col, "tags": best.column}, confident=not tie,
                            message=("Best guess: " if tie else "Recognised: ") + msg)
     return RawTable(name, parsed.columns, rows, problems, layout="CoNLL-style token columns", notes=notes,
-                    origins=origins, hint=hint)
+                    origins=origins, hint=hint, json_native=True)
 
 
 def _read_xlsx(data: bytes, name: str, options: ReadOptions) -> RawTable:
@@ -398,7 +405,7 @@ def _read_jsonl(text: str, name: str) -> RawTable:
             raise InputFileError(_too_deep_message(name, f"line {i + 1}"))
         rows.append(obj)
         origins.append(f"line {i + 1}")
-    return RawTable(name, _columns(rows), rows, origins=origins)
+    return RawTable(name, _columns(rows), rows, origins=origins, json_native=True)
 
 
 def _read_json(text: str, name: str) -> RawTable:
@@ -429,7 +436,7 @@ def _read_json(text: str, name: str) -> RawTable:
     if bad is not None:
         raise InputFileError(f"{name}: item {bad + 1} of the list is a JSON {type(obj[bad]).__name__}, not "
                              'an object. Each item must be an object like {"instruction": "...", ...}.')
-    return RawTable(name, _columns(obj), obj, origins=[f"item {i + 1}" for i in range(len(obj))])
+    return RawTable(name, _columns(obj), obj, origins=[f"item {i + 1}" for i in range(len(obj))], json_native=True)
 
 
 def _is_spacy_pair(item: Any) -> bool:

@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+
+@contextmanager
+def bulk_rows() -> Iterator[None]:
+    """Pause the cyclic garbage collector while rows are built in bulk.
+
+    Why: reading a 50 MB CoNLL file makes millions of small lists; each batch of new containers triggers a
+    collection that walks all the older ones, about 5 s of a 17 s preview measured here. The rows hold no
+    reference cycles, so nothing waits for the collector; reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,8 @@ class RawTable:
     """For CSV/TSV/sheets: whether the first row was read as column names; None where that means nothing."""
     chat_tree: bool = False
     """True when rows are paths through chat trees (the preview offers best path / all paths)."""
+    json_native: bool = False
+    """True when every value is already a JSON type (text readers): no value needs converting for `meta`."""
     options: ReadOptions = field(default_factory=ReadOptions)
 
     def origin(self, row: int) -> str:
