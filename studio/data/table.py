@@ -15,7 +15,8 @@ def bulk_rows() -> Iterator[None]:
 
     Why: reading a 50 MB CoNLL file makes millions of small lists; each batch of new containers triggers a
     collection that walks all the older ones, about 5 s of a 17 s preview measured here. The rows hold no
-    reference cycles, so nothing waits for the collector; reference counting still frees everything.
+    reference cycles, so nothing waits for the collector; reference counting still frees everything. The
+    pause is process-wide (other sessions' threads too) and lasts the seconds a read takes.
     """
     was_enabled = gc.isenabled()
     gc.disable()
