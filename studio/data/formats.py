@@ -192,9 +192,13 @@ def _norm_column(name: str) -> str:
 
 
 @functools.cache
-def known_column_names() -> frozenset[str]:
-    """Every column name some format recognises (normalised): a first row made of these is a header."""
+def _known_column_names() -> frozenset[str]:
     return frozenset(a for spec in FORMATS.values() for f in spec.fields for a in (*f.aliases, *f.exact_names))
+
+
+def is_known_column(name: str) -> bool:
+    """Whether some format recognises this column name: a first row holding one is a header."""
+    return _norm_column(name) in _known_column_names()
 
 
 _NUMPY_GAP = re.compile(r"}\s+{")
@@ -333,7 +337,7 @@ def _guess_from_values(columns: list[str], rows: list[dict[str, Any]], shapes: d
         return Suggestion(SeedFormat.MESSAGES, {"messages": chat[0]}, 0)
     lists = [c for c in columns if shapes[c] in ("list", "json_list")]
     if len(lists) >= 2:
-        seqs = {c: [[str(x) for x in (_as_list(r.get(c)) or [])] for r in rows[:200]] for c in lists}
+        seqs = {c: [[str(x) for x in (as_list(r.get(c)) or [])] for r in rows[:200]] for c in lists}
         tags = conll.rank_tag_columns([t for c in lists if (t := conll.describe_tags(c, seqs[c]))])
         tokens = [c for c in lists if c not in {t.column for t in tags}
                   and not conll.is_index_column([v for seq in seqs[c] for v in seq])]
@@ -347,7 +351,7 @@ def _guess_from_values(columns: list[str], rows: list[dict[str, Any]], shapes: d
         return sum(len(v) for v in values[c]) / max(1, len(values[c]))
 
     def small_ids(c: str) -> bool:
-        return all(len(v) <= 3 and _ID.match(v) for v in values[c])
+        return all(len(v) <= 3 and LABEL_ID.match(v) for v in values[c])
 
     labels = [c for c in texts if values[c] and (small_ids(c) or (
         avg_len(c) <= 30 and len(set(values[c])) <= max(2, min(50, n // 2))))]
@@ -403,7 +407,8 @@ def parse_mapping_args(items: list[str]) -> dict[str, str]:
 _ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
                  "user": "user", "assistant": "assistant", "system": "system"}
 _TAG_RE = re.compile(r"^(O|[BIESLU]-\S+)$")
-_ID = re.compile(r"^-?\d+$")
+LABEL_ID = re.compile(r"^-?\d+$")
+"""A label written as an integer id (names come from the file or the person)."""
 
 
 def _is_missing(v: Any) -> bool:
@@ -420,7 +425,9 @@ def _as_text(v: Any) -> str | None:
     return None
 
 
-def _as_list(v: Any) -> list[Any] | None:
+def as_list(v: Any) -> list[Any] | None:
+    """A list value as a list: a list or tuple, a numpy array (Parquet readers), or a list held in a text cell;
+    None for anything else."""
     if isinstance(v, list | tuple):
         return list(v)
     if hasattr(v, "tolist"):  # numpy arrays from Parquet readers
@@ -447,7 +454,7 @@ def normalise_row(
             if text is None:
                 problems.append(Problem(row_no, where, f"expected text, found {type(raw).__name__}"))
                 continue
-            if f.kind == "label" and label_names and f.name in label_names and _ID.match(text.strip()):
+            if f.kind == "label" and label_names and f.name in label_names and LABEL_ID.match(text.strip()):
                 names = label_names[f.name]
                 found = names.get(int(text)) if isinstance(names, dict) else (
                     names[int(text)] if 0 <= int(text) < len(names) else None)
@@ -468,7 +475,7 @@ def normalise_row(
             problems += msg_problems
             values[f.name] = msgs
         else:  # tokens / tags
-            items = _as_list(raw)
+            items = as_list(raw)
             if items is None or not items:
                 what = "missing" if _is_missing(raw) or items == [] else "not a list"
                 problems.append(Problem(row_no, where, f"{f.name} is {what}; expected a list like "
@@ -486,7 +493,7 @@ def normalise_row(
 
 
 def _normalise_messages(raw: Any, row_no: int, where: str) -> tuple[list[dict[str, str]], list[Problem]]:
-    items = _as_list(raw)
+    items = as_list(raw)
     if not items:
         return [], [Problem(row_no, where, "messages is missing or not a list of {role, content} objects")]
     msgs: list[dict[str, str]] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,11 @@ from typing import Any
 from studio.data.conll import describe_tags
 from studio.data.formats import (
     FORMATS,
+    LABEL_ID,
     Detection,
     Problem,
     SeedFormat,
+    as_list,
     content_key,
     detect,
     normalise_row,
@@ -30,8 +31,6 @@ from studio.data.table import bulk_rows
 from studio.errors import MappingError, NoUsableRowsError, SeedError
 from studio.workspace.seeds import existing_keys, project_family
 from studio.workspace.store import Workspace, utc_now
-
-_ID_TEXT = re.compile(r"^-?\d+$")
 
 
 @dataclass
@@ -178,7 +177,7 @@ def _content_notes(preview: ImportPreview, names: dict[str, Any]) -> list[str]:
     if preview.format == SeedFormat.CLASSIFICATION:
         labels = sorted({r["label"] for r in records})
         shown = ", ".join(labels[:15]) + (", ..." if len(labels) > 15 else "")
-        if "label" not in names and all(_ID_TEXT.match(x.strip()) for x in labels):
+        if "label" not in names and all(LABEL_ID.match(x.strip()) for x in labels):
             return [f"⚠️ The labels are numbers ({shown}), and the file does not name them. Type their names "
                     "under Label names (in id order: negative, positive; or 0=negative, 1=positive) so the model "
                     "learns words, not ids."]
@@ -190,11 +189,11 @@ def _wrong_column(table: RawTable, fmt: SeedFormat | None, mapping: dict[str, st
     """A mapping that names real columns but the wrong ones: tags that are not tags, labels that are texts."""
     if fmt == SeedFormat.NER and "tags" in mapping:
         col = mapping["tags"]
-        values = [str(v) for r in table.rows[:200] for v in (_list(r.get(col)))]
+        values = [str(v) for r in table.rows[:200] for v in (as_list(r.get(col)) or [])]
         if values and describe_tags(col, [values]) is None:
             sample = ", ".join(f"'{v}'" for v in list(dict.fromkeys(values))[:4])
             better = [c for c in table.columns if c != col and c != mapping.get("tokens")
-                      and describe_tags(c, [[str(v) for r in table.rows[:200] for v in _list(r.get(c))]])]
+                      and describe_tags(c, [[str(v) for r in table.rows[:200] for v in (as_list(r.get(c)) or [])]])]
             hint = f" ({better[0]} does)" if better else ""
             return (f"The column '{col}' does not hold entity tags (it has {sample}). Pick for 'tags' the "
                     f"column with O, B-PER, I-PER, ...{hint}.")
@@ -205,12 +204,6 @@ def _wrong_column(table: RawTable, fmt: SeedFormat | None, mapping: dict[str, st
             return (f"The column '{col}' holds a different long text in every row, not labels. Pick for 'label' "
                     "the column with the few category names (positive, negative, ...).")
     return ""
-
-
-def _list(v: Any) -> list[Any]:
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    return list(v) if isinstance(v, list | tuple) else []
 
 
 def _mapping_problem(table: RawTable, fmt: SeedFormat | None, mapping: dict[str, str],

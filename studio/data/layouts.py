@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from studio.data.formats import as_list
 from studio.data.spans import Span, SpanError, parse_span, spans_to_tags
 from studio.data.table import MappingHint, RawTable, ReadOptions
 
@@ -41,12 +42,6 @@ def _origin(table: RawTable, i: int) -> str:
 
 def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
-def _as_list(v: Any) -> list[Any] | None:
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    return list(v) if isinstance(v, list | tuple) else None
 
 
 def _first_present(table: RawTable, column: str) -> Any:
@@ -76,7 +71,7 @@ def _count_deleted(root: dict[str, Any]) -> int:
     count, stack = 0, [root]
     while stack:
         node = stack.pop()
-        for r in _as_list(node.get("replies")) or []:
+        for r in as_list(node.get("replies")) or []:
             if isinstance(r, dict):
                 count += int(_deleted(r))
                 stack.append(r)
@@ -95,7 +90,7 @@ def _tree_paths(root: dict[str, Any], all_paths: bool) -> list[list[dict[str, An
     stack: list[list[dict[str, Any]]] = [[root]]
     while stack:
         path = stack.pop()
-        replies = _best_first(_as_list(path[-1].get("replies")) or [])
+        replies = _best_first(as_list(path[-1].get("replies")) or [])
         if not replies:
             paths.append(path)
             continue
@@ -195,7 +190,7 @@ _SPAN_COLUMNS = ("entities", "ents", "spans", "label", "labels", "ner")
 
 
 def _looks_like_spans(value: Any) -> bool:
-    items = _as_list(value)
+    items = as_list(value)
     if not items:
         return False
     first = items[0].tolist() if hasattr(items[0], "tolist") else items[0]
@@ -205,8 +200,10 @@ def _looks_like_spans(value: Any) -> bool:
 
 
 def _span_rows(table: RawTable, layout: str, items: list[tuple[int, str | None, Any, dict[str, Any],
-                                                              list[tuple[int, int]] | None]]) -> RawTable:
-    """items: (source row index, text, span list, fields to keep, token offsets given by the file)."""
+                                                              list[tuple[int, int]] | None]],
+               no_text: str = "has no text to tag") -> RawTable:
+    """items: (source row index, text, span list, fields to keep, token offsets given by the file). `no_text`:
+    the problem of a row without text, in the layout's own words."""
     rows: list[dict[str, Any]] = []
     origins: list[str] = []
     problems: dict[int, str] = {}
@@ -215,10 +212,10 @@ def _span_rows(table: RawTable, layout: str, items: list[tuple[int, str | None, 
         origins.append(_origin(table, i))
         if not isinstance(text, str) or not text.strip():
             rows.append({"tokens": None, "tags": None, **keep})
-            problems[len(rows)] = "has no text to tag"
+            problems[len(rows)] = no_text
             continue
         try:
-            spans = [parse_span(s) for s in (_as_list(raw_spans) or [])] if _present(raw_spans) else []
+            spans = [parse_span(s) for s in (as_list(raw_spans) or [])] if _present(raw_spans) else []
             tokens, tags = spans_to_tags(text, spans, offsets)
         except SpanError as exc:
             rows.append({"tokens": None, "tags": None, "text": text, **keep})
@@ -236,7 +233,7 @@ def _span_rows(table: RawTable, layout: str, items: list[tuple[int, str | None, 
 
 def _token_offsets(value: Any) -> list[tuple[int, int]] | None:
     """spaCy's Doc.to_json tokens ([{id, start, end}, ...]): its own tokenisation, used as given."""
-    items = _as_list(value)
+    items = as_list(value)
     if not items or not all(isinstance(t, dict) and "start" in t and "end" in t for t in items):
         return None
     try:
@@ -272,7 +269,7 @@ def _label_studio(table: RawTable, options: ReadOptions) -> RawTable | None:
     for i, r in enumerate(table.rows):
         data = r.get("data") if isinstance(r.get("data"), dict) else {}
         text = data.get("text", next((v for v in data.values() if isinstance(v, str)), None))
-        annotations = _as_list(r.get("annotations")) or _as_list(r.get("completions")) or []
+        annotations = as_list(r.get("annotations")) or as_list(r.get("completions")) or []
         done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
         keep = {"task_id": r.get("id")} if _present(r.get("id")) else {}
         if keep:
@@ -282,19 +279,17 @@ def _label_studio(table: RawTable, options: ReadOptions) -> RawTable | None:
             continue
         if len(done) > 1:
             several.append(str(r.get("id", i + 1)))
-        results = _as_list(done[0].get("result")) or []
+        results = as_list(done[0].get("result")) or []
         spans = [res for res in results if isinstance(res, dict) and isinstance(res.get("value"), dict)
                  and "start" in res["value"] and res.get("type", "labels") == "labels"]
         items.append((i, text, spans, keep, None))
-    out = _span_rows(table, "Label Studio export", items)
+    out = _span_rows(table, "Label Studio export", items,
+                     no_text="has no finished annotation (skipped or cancelled in Label Studio)")
     out.origins = [origins_override.get(i, o) for i, o in enumerate(out.origins or [])]
     if several:
         out.notes.append(f"Task{'s' if len(several) > 1 else ''} {', '.join(several)} "
                          f"{'have' if len(several) > 1 else 'has'} several annotations: the first finished one "
                          "is used (check that the annotators agree).")
-    for row_no, message in list(out.row_problems.items()):
-        if message == "has no text to tag":
-            out.row_problems[row_no] = "has no finished annotation (skipped or cancelled in Label Studio)"
     return out
 
 
@@ -304,7 +299,7 @@ def _label_studio(table: RawTable, options: ReadOptions) -> RawTable | None:
 def _self_instruct(table: RawTable, options: ReadOptions) -> RawTable | None:
     if "instruction" not in table.columns or "instances" not in table.columns:
         return None
-    sample = _as_list(_first_present(table, "instances"))
+    sample = as_list(_first_present(table, "instances"))
     if not sample or not isinstance(sample[0], dict) or "output" not in sample[0]:
         return None
     rows: list[dict[str, Any]] = []
@@ -312,7 +307,7 @@ def _self_instruct(table: RawTable, options: ReadOptions) -> RawTable | None:
     problems: dict[int, str] = {}
     for i, r in enumerate(table.rows):
         keep = {k: v for k, v in r.items() if k != "instances"}
-        instances = _as_list(r.get("instances")) or []
+        instances = as_list(r.get("instances")) or []
         if not instances:
             rows.append(keep)
             origins.append(_origin(table, i))
@@ -335,20 +330,20 @@ def _self_instruct(table: RawTable, options: ReadOptions) -> RawTable | None:
 def _squad(table: RawTable, options: ReadOptions) -> RawTable | None:
     """SQuAD 1.1/2.0 JSON ({"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}): one row per
     question, with its paragraph as the input and the first answer as the output."""
-    sample = _as_list(_first_present(table, "paragraphs"))
+    sample = as_list(_first_present(table, "paragraphs"))
     if not sample or not isinstance(sample[0], dict) or "qas" not in sample[0]:
         return None
     rows: list[dict[str, Any]] = []
     origins: list[str] = []
     problems: dict[int, str] = {}
     for i, article in enumerate(table.rows):
-        for p_no, para in enumerate(_as_list(article.get("paragraphs")) or [], start=1):
+        for p_no, para in enumerate(as_list(article.get("paragraphs")) or [], start=1):
             if not isinstance(para, dict):
                 continue
-            for qa in _as_list(para.get("qas")) or []:
+            for qa in as_list(para.get("qas")) or []:
                 if not isinstance(qa, dict):
                     continue
-                answers = [a for a in _as_list(qa.get("answers")) or [] if isinstance(a, dict)]
+                answers = [a for a in as_list(qa.get("answers")) or [] if isinstance(a, dict)]
                 row = {"question": qa.get("question"), "context": para.get("context"),
                        "answer": answers[0].get("text") if answers else None,
                        "title": article.get("title"), "id": qa.get("id")}

@@ -199,9 +199,9 @@ def _looks_like_value(cell: str) -> bool:
 
 
 def _known_column(cell: str) -> bool:
-    from studio.data.formats import known_column_names
+    from studio.data.formats import is_known_column
 
-    return re.sub(r"[^a-z0-9]+", "_", cell.strip().lower()).strip("_") in known_column_names()
+    return is_known_column(cell)
 
 
 def _first_row_is_header(first: list[str]) -> bool:
@@ -312,7 +312,7 @@ def _read_column_file(text: str, name: str) -> RawTable:
     hint = None
     if ranked and token_col is not None:
         best = ranked[0]
-        others = [t for t in ranked[1:]]
+        others = ranked[1:]
         tie = bool(others) and not others[0].chunks and others[0].entities == best.entities
         msg = f"Tags from {best.column} ({best.describe()}), tokens from {token_col}."
         notes.append(msg)

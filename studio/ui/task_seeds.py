@@ -156,7 +156,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                           for name in ALL_FIELDS]
         label_names = gr.Textbox(label=texts.LABEL_NAMES_LABEL, info=texts.LABEL_NAMES_HELP, visible=False,
                                  placeholder="negative, positive", elem_id="seed-label-names")
-    source_state = gr.State(None)  # (path, name) of the upload, to read it again with other ReadOptions
+    source_state = gr.State(None)  # the upload's path, to read it again with other ReadOptions
     preview_table = gr.Dataframe(pd.DataFrame(columns=PREVIEW_COLUMNS), label=texts.PREVIEW_LABEL,
                                  interactive=False, wrap=True, max_height=420, elem_id="seed-preview",
                                  column_widths=["6%", "10%", "37%", "30%", "17%"])
