@@ -122,7 +122,9 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         first = runs[0][1] if runs else None
         return [gr.update(choices=runs, value=first), gr.update(choices=versions, value=versions[0][1] if versions
                                                                  else None),
-                publications_frame(ws, pid), "" if runs or pid is None else texts.PUBLISH_NO_RUN,
+                # A refresh (the page's load chain, a tab opened) can land after a push has answered: it must not
+                # wipe that answer, so the result line is only ever replaced when there is nothing to publish.
+                publications_frame(ws, pid), gr.update() if runs else ("" if pid is None else texts.PUBLISH_NO_RUN),
                 card_text(first, "", "")]
 
     refresh_outputs = [run, version, table, result, card_preview]
