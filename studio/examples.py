@@ -19,6 +19,9 @@ class Example:
     name: str
     task: str
     seeds: Path
+    topics: tuple[str, ...] = ()
+    """A starting diversity plan (studio.augment.plan): what the generated rows should cover."""
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 SUPPORT_REPLIES = Example(
@@ -28,6 +31,9 @@ SUPPORT_REPLIES = Example(
           "went wrong, use the order number from the email, and end with one concrete next step and when "
           "it will happen."),
     seeds=EXAMPLES_DIR / "support_replies.jsonl",
+    topics=("late delivery", "lost parcel", "damaged item", "wrong item delivered", "change of delivery address",
+            "order cancellation", "missing part of an order", "delivery to a neighbour"),
+    attributes=(("tone", ("polite", "worried", "frustrated")),),
 )
 
 
@@ -52,4 +58,10 @@ def create_example_project(ws: Workspace, example: Example = SUPPORT_REPLIES) ->
     project = create_project(ws, _free_name(ws, example.name), task_description=example.task,
                              base_model_ref=DEFAULT_BASE_MODEL, teacher_ref=DEFAULT_TEACHER)
     result = commit_import(ws, project.id, preview)
+    if example.topics or example.attributes:
+        from studio.augment.plan import DiversityPlan, PlanValue, save_plan
+
+        save_plan(ws, project.id, DiversityPlan([PlanValue(t) for t in example.topics],
+                                                {k: [PlanValue(v) for v in vs] for k, vs in example.attributes}),
+                  note="example plan")
     return get_project(ws, project.id), result

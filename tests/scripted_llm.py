@@ -15,7 +15,12 @@ see `pairwise_answer`; `pairwise="first"` makes a judge that always picks answer
 `prompts` records every request's messages, so a test can check what the studio asked.
 
 Options: `delay` seconds per request (to kill a batch mid-way), `garbage_every` (every Nth request
-gets a prose answer that cannot be parsed), `fail_after` (HTTP 500 from request N on).
+gets a prose answer that cannot be parsed), `fail_after` (HTTP 500 from request N on),
+`response_format`: "ignore" (default: the field is read past, as many servers do), "honour" (a request
+carrying a JSON schema gets the answer as bare JSON, checked against that schema with xgrammar: a
+value the schema refuses is an HTTP 500, so a test sees a schema the server could not have honoured),
+or "reject" (HTTP 400 "response_format is not supported", as `transformers serve` answers).
+`formats` records every request's response_format (None where it had none).
 """
 
 from __future__ import annotations
@@ -115,12 +120,38 @@ def answer(prompt: str) -> str:
     return "OK"
 
 
+def _bare_json(content: str) -> str:
+    """The JSON value inside a scripted answer (fence and preamble gone), as a schema-honouring server
+    sends it: a refinement's quoted text becomes {"instruction": ...}."""
+    m = re.search(r"```json\n(.*)\n```", content, re.S)
+    if m:
+        return json.dumps(json.loads(m.group(1)))
+    if content.startswith("Here is a clearer version:"):
+        return json.dumps({"instruction": content.split("\n", 1)[1].strip().strip('"')})
+    return content
+
+
+def _fit(value: Any, schema: dict[str, Any]) -> Any:
+    """What a schema-constrained decoder would have written instead: strings end at their maxLength, arrays
+    stop at maxItems. (Anything else that does not fit is left for the schema check to catch.)"""
+    if isinstance(value, str) and "maxLength" in schema:
+        return value[: schema["maxLength"]]
+    if isinstance(value, list) and schema.get("type") == "array":
+        return [_fit(v, schema.get("items", {})) for v in value[: schema.get("maxItems", len(value))]]
+    if isinstance(value, dict) and schema.get("type") == "object":
+        props = schema.get("properties", {})
+        return {k: _fit(v, props.get(k, {})) for k, v in value.items()}
+    return value
+
+
 class ScriptedLLM:
     """`with ScriptedLLM() as llm:` serves http://127.0.0.1:PORT/v1; `llm.requests` counts the calls."""
 
     def __init__(self, *, delay: float = 0.0, garbage_every: int = 0, fail_after: int | None = None,
-                 model: str = "scripted-teacher", pairwise: str = "longer") -> None:
+                 model: str = "scripted-teacher", pairwise: str = "longer", response_format: str = "ignore") -> None:
         self.delay = delay
+        self.response_format = response_format
+        self.formats: list[Any] = []
         self.pairwise = pairwise
         self.prompts: list[list[dict[str, str]]] = []
         self.garbage_every = garbage_every
@@ -160,6 +191,11 @@ class ScriptedLLM:
                     owner.requests += 1
                     number = owner.requests
                     owner.prompts.append(body.get("messages", []))
+                    owner.formats.append(body.get("response_format"))
+                schema_format = body.get("response_format")
+                if schema_format and owner.response_format == "reject":
+                    self._send(400, {"error": "Unsupported parameter: response_format is not supported"})
+                    return
                 if owner.delay:
                     time.sleep(owner.delay)
                 if owner.fail_after is not None and number > owner.fail_after:
@@ -172,6 +208,14 @@ class ScriptedLLM:
                     content = pairwise_answer(prompt, owner.pairwise)
                 else:
                     content = answer(prompt)
+                if schema_format and owner.response_format == "honour":
+                    schema = schema_format["json_schema"]["schema"]
+                    content = json.dumps(_fit(json.loads(_bare_json(content)), schema))
+                    from studio.teachers.grammar import schema_valid
+
+                    if not schema_valid(schema, content):
+                        self._send(500, {"error": f"answer does not fit the schema: {content[:200]}"})
+                        return
                 self._send(200, {"id": f"c{number}", "object": "chat.completion", "created": 0, "model": owner.model,
                                  "choices": [{"index": 0, "finish_reason": "stop",
                                               "message": {"role": "assistant", "content": content}}],

@@ -62,9 +62,11 @@ def seeds(ws: Workspace, pid: int) -> list[Seed]:
 
 
 def lexical(**settings: Any) -> FilterConfig:
-    """Every filter but the semantic one (no model to load)."""
+    """Every filter but the two that embed (no model to load): semantic_duplicate and fidelity
+    (tests/test_fidelity.py covers fidelity; crafted rows here are not rewordings of their seeds)."""
     config = FilterConfig(**settings)
     config.enabled["semantic_duplicate"] = False
+    config.enabled["fidelity"] = False
     return config
 
 
@@ -575,10 +577,10 @@ def test_apply_replaces_earlier_results_and_records_the_settings(ws: Workspace, 
     assert stored_report(ws, batch_id) is None and stored_config(ws, batch_id) is None
     first = apply_filters(ws, batch_id, lexical())
     assert first.passed_ids == [c[1]] == passing_ids(ws, batch_id)
-    assert sum(len(v) for v in stored_results(ws, batch_id).values()) == len(first.outcomes) == 4 * 6
+    assert sum(len(v) for v in stored_results(ws, batch_id).values()) == len(first.outcomes) == 4 * 7
 
     second_config = lexical(min_words=3)
-    for name in ("exact_duplicate", "near_duplicate", "seed_overlap", "heuristics"):
+    for name in ("exact_duplicate", "near_duplicate", "seed_overlap", "heuristics", "prompt_echo"):
         second_config.enabled[name] = False
     second = apply_filters(ws, batch_id, second_config)
     stored = stored_results(ws, batch_id)

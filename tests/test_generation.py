@@ -2,8 +2,8 @@
 prompt versions, and bad input that leaves the workspace untouched.
 
 Teacher strategies talk to tests.scripted_llm (a real HTTP server speaking the OpenAI API through the
-real EndpointTeacher), because no model that runs here follows JSON instructions reliably; the
-embedded SmolLM2 runs the same path in the slow integration test at the bottom.
+real EndpointTeacher), because no model that runs here follows JSON instructions reliably without a
+grammar; the embedded SmolLM2 runs every strategy under its JSON schema in tests/test_structured.py.
 """
 
 from __future__ import annotations
@@ -386,18 +386,6 @@ def test_studio_errors_carry_one_plain_sentence(ws: Workspace, pid: int) -> None
         with pytest.raises(StudioError) as info:
             bad()
         assert str(info.value)[0].isupper() and str(info.value).endswith(".")
-
-
-@pytest.mark.slow
-def test_embedded_smollm2_writes_a_small_batch(ws: Workspace, pid: int, converted_chat_model: Path) -> None:
-    # The session's converted copy of the embedded model, by folder (converting again per test costs 20 s).
-    req = request(pid, "instruction-expansion", 3, parse_teacher(str(converted_chat_model), batch_size=4), n=3)
-    req.params = GenerationParams(max_new_tokens=96, temperature=0.0)
-    b = batches.run_batch(ws, batches.plan_batch(ws, req).id)
-    rows = list_candidates(ws, batch_id=b.id)
-    assert rows and all(c.raw_output for c in rows)
-    assert all(c.teacher["ref"] == str(converted_chat_model) for c in rows)
-    assert b.state == "done" and (b.rows_ok == 3 or "short" in b.job.message)
 
 
 def test_threads_do_not_leak(ws: Workspace, pid: int) -> None:

@@ -439,3 +439,21 @@ def test_transformers_serve_without_a_model_name_says_what_it_serves(transformer
     assert "HTTP 400" in message
     assert transformers_serve.model in message
     assert "Enter the model name" in message
+
+
+def test_transformers_serve_reads_past_response_format_and_the_record_says_so(transformers_serve: Served) -> None:
+    # `transformers serve` accepts a request carrying an OpenAI response_format but does not enforce it: the
+    # random tiny model writes what it likes. The teacher checks each finished answer against the schema and
+    # counts the misses in describe(), which is what a batch records about its teacher.
+    t = EndpointTeacher(transformers_serve.url, transformers_serve.model, timeout=60, retries=0)
+    schema = {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "string", "maxLength": 20}}
+    texts = t.generate([convo("List two fruits."), convo("List two colours.")],
+                       GenerationParams(max_new_tokens=6, temperature=0.0), schema=schema)
+    assert len(texts) == 2
+    described = t.describe()
+    if "response_format_refused" in described:  # a release that refuses it: the fallback path
+        assert described["structured"] == "prompt" and described["response_format_refused"].startswith("HTTP 4")
+    else:
+        assert described["structured"] == "response_format"
+        finished = sum(getattr(text, "finish_reason", "") == "stop" for text in texts)
+        assert described.get("response_format_misses", 0) == finished

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from studio import jobs
+from studio.augment.plan import DiversityPlan, PlanVersion, get_plan, plan_line, save_plan
 from studio.augment.strategies import Example, Row, Strategy, StrategyOptions, get_strategy
 from studio.augment.templates import render
 from studio.data.formats import SeedFormat
 from studio.errors import GenerationError, StudioError, TeacherError
-from studio.teachers.base import GenerationParams, Teacher
+from studio.teachers.base import GenerationParams, Teacher, finish_reason, structured_by
 from studio.teachers.spec import TeacherSpec, build_teacher, describe_spec
 from studio.workspace import Workspace, utc_now
 from studio.workspace.projects import get_project
@@ -48,6 +49,11 @@ class BatchRequest:
     options: StrategyOptions = field(default_factory=StrategyOptions)
     params: GenerationParams = field(default_factory=GenerationParams)
     rng_seed: int | None = None
+    plan_id: int | None = None
+    """A saved diversity plan version to sample from (studio.augment.plan); None: `plan`, if any."""
+    plan: DiversityPlan | None = None
+    """A plan as typed: saved as the project's next plan version when the batch is planned or a preview
+    kept (an unchanged plan is not saved twice); a preview uses it unsaved."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,7 @@ class _Plan:
     task: str
     prompt_version_id: int | None
     rng_seed: int
+    diversity: PlanVersion | None = None
 
 
 def _prepare(ws: Workspace, req: BatchRequest, *, write: bool = True) -> _Plan:
@@ -193,6 +200,11 @@ def _prepare(ws: Workspace, req: BatchRequest, *, write: bool = True) -> _Plan:
 
     project = get_project(ws, req.project_id)
     strategy = get_strategy(req.strategy)
+    wants_plan = req.plan_id is not None or (req.plan is not None and not req.plan.empty)
+    if wants_plan and not strategy.uses_plan:
+        raise GenerationError(f"{strategy.title} keeps each seed's meaning, so a diversity plan does not apply "
+                              "to it. Use it with few-shot generation or instruction expansion, or turn the "
+                              "plan off.")
     req.options.check()
     _check_params(req.params)
     examples = human_examples(ws, project.id)
@@ -217,7 +229,16 @@ def _prepare(ws: Workspace, req: BatchRequest, *, write: bool = True) -> _Plan:
         template, version_id = version.template, version.id or None
         first = strategy.unit_examples(0, pool, req.options, rng_seed, synthetic)
         render(template, strategy.context(first, req.options, project.task_description))  # fails early
-    return _Plan(strategy, pool, synthetic, template, project.task_description, version_id, rng_seed)
+    diversity = None
+    if req.plan_id is not None:
+        diversity = get_plan(ws, req.plan_id)
+        if diversity.project_id != project.id:
+            raise GenerationError(f"Diversity plan {req.plan_id} belongs to another project; pick one of this "
+                                  "project's plans.")
+    elif wants_plan:
+        assert req.plan is not None
+        diversity = save_plan(ws, project.id, req.plan) if write else PlanVersion(0, project.id, 0, req.plan, "", "")
+    return _Plan(strategy, pool, synthetic, template, project.task_description, version_id, rng_seed, diversity)
 
 
 def plan_batch(ws: Workspace, req: BatchRequest, *, note: str = "") -> Batch:
@@ -227,6 +248,9 @@ def plan_batch(ws: Workspace, req: BatchRequest, *, note: str = "") -> Batch:
     teacher = describe_spec(req.teacher) if (req.teacher and plan.strategy.uses_teacher) else {}
     params = {"options": req.options.to_dict(), "generation": req.params.to_dict(), "rng_seed": plan.rng_seed,
               "synthetic_ids": [e.ref for e in plan.synthetic]}
+    if plan.diversity is not None:
+        params.update(plan=plan.diversity.plan.to_dict(), plan_version=plan.diversity.version,
+                      plan_id=plan.diversity.id)
     now = utc_now()
     with ws.write() as conn:
         cur = conn.execute(
@@ -275,6 +299,7 @@ class _Run:
     task: str
     done_units: set[int]
     job_id: int
+    plan: DiversityPlan | None = None
 
 
 def _claim(ws: Workspace, batch_id: int) -> _Run | None:
@@ -303,9 +328,10 @@ def _claim(ws: Workspace, batch_id: int) -> _Run | None:
                       message="Loading the teacher…" if strategy.uses_teacher else "Starting…"):
         raise GenerationError(f"Batch {batch_id} is already running. Stop it first, or wait for it to finish.")
     _set_status(ws, batch_id, "running")
+    plan = DiversityPlan.from_dict(batch.params["plan"]) if batch.params.get("plan") else None
     return _Run(batch, strategy, batch.options, GenerationParams.from_dict(batch.params.get("generation", {})),
                 int(batch.params.get("rng_seed", 0)), pool, synthetic, template,
-                get_project(ws, batch.project_id).task_description, done_units, batch.job.id)
+                get_project(ws, batch.project_id).task_description, done_units, batch.job.id, plan)
 
 
 def _execute(ws: Workspace, run: _Run, *, api_key: str | None = None, teacher: Teacher | None = None,
@@ -344,7 +370,7 @@ def _execute(ws: Workspace, run: _Run, *, api_key: str | None = None, teacher: T
                 _set_status(ws, batch_id, "done")
                 return get_batch(ws, batch_id)
             units = [(i, strategy.unit_examples(i, pool, options, rng_seed, synthetic)) for i in idxs]
-            results = _run_units(strategy, units, options, teacher, template, task, gen, rng_seed)
+            results = _run_units(strategy, units, options, teacher, template, task, gen, rng_seed, run.plan)
             if teacher is not None and not recorded_teacher:
                 batch = _record_served_teacher(ws, batch, teacher)
                 recorded_teacher = True
@@ -392,16 +418,18 @@ def _step_size(strategy: Strategy, teacher: dict[str, Any]) -> int:
 
 def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], options: StrategyOptions,
                teacher: Teacher | None, template: str, task: str, gen: GenerationParams,
-               rng_seed: int) -> list[tuple[int, list[Example], list[Row]]]:
+               rng_seed: int, plan: DiversityPlan | None = None) -> list[tuple[int, list[Example], list[Row]]]:
     if not strategy.uses_teacher:
         return [(i, ex, strategy.run_offline(ex, options, _unit_seed(rng_seed, i))) for i, ex in units]
     assert teacher is not None
-    conversations = [strategy.conversation(render(template, strategy.context(ex, options, task))) for _, ex in units]
+    draws = {i: plan.sample(rng_seed, i) if plan is not None and strategy.uses_plan else {} for i, _ in units}
+    conversations = [strategy.conversation(unit_prompt(strategy, template, ex, options, task, draws[i]))
+                     for i, ex in units]
     # One sampling seed per step, derived from the batch seed and the first unit: reproducible, yet
     # different for every step so the teacher does not repeat itself.
     step_params = GenerationParams(gen.max_new_tokens, gen.temperature, gen.top_p,
                                    _unit_seed(rng_seed if gen.seed is None else gen.seed, units[0][0]))
-    texts = teacher.generate(conversations, step_params)
+    texts = _generate_by_schema(strategy, units, conversations, options, teacher, step_params)
     out = []
     for (i, ex), text in zip(units, texts, strict=True):
         try:
@@ -410,10 +438,54 @@ def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], optio
             from studio.augment.strategies import failed_row
 
             rows = [failed_row(ex[0].format, text or "", f"Parser error: {error}")]
+        cut_off = finish_reason(text) == "length"
         for row in rows:
             row.raw_output = text or ""
+            row.meta["structured"] = structured_by(text)
+            if draws[i]:
+                row.meta["plan"] = draws[i]
+            if cut_off:
+                _mark_cut_off(row, gen.max_new_tokens)
         out.append((i, ex, rows))
     return out
+
+
+def unit_prompt(strategy: Strategy, template: str, examples: list[Example], options: StrategyOptions, task: str,
+                draw: dict[str, str]) -> str:
+    """The prompt of one unit. A template saved before plans existed has no `plan` variable: the draw is
+    then added as a last sentence, so a plan always reaches the teacher."""
+    text = render(template, {**strategy.context(examples, options, task), "plan": draw})
+    if draw and "plan" not in template:
+        text += "\n\n" + plan_line(draw)
+    return text
+
+
+def _generate_by_schema(strategy: Strategy, units: list[tuple[int, list[Example]]], conversations: list[Any],
+                        options: StrategyOptions, teacher: Teacher, params: GenerationParams) -> list[str]:
+    """One teacher call per distinct answer schema in the step (units of one batch nearly always share one;
+    few-shot units drawing seeds of different formats do not)."""
+    schemas = [strategy.answer_schema(ex, options, params.max_new_tokens) for _, ex in units]
+    groups: dict[str, list[int]] = {}
+    for pos, schema in enumerate(schemas):
+        groups.setdefault(json.dumps(schema, sort_keys=True), []).append(pos)
+    texts: list[str] = [""] * len(units)
+    for positions in groups.values():
+        answers = teacher.generate([conversations[p] for p in positions], params, schema=schemas[positions[0]])
+        for p, text in zip(positions, answers, strict=True):
+            texts[p] = text
+    return texts
+
+
+def _mark_cut_off(row: Row, max_new_tokens: int) -> None:
+    """A row from an answer that hit max_new_tokens: recorded as cut off, so the fix is plain."""
+    row.meta["cut_off"] = True
+    note = (f"The answer was cut off at the max new tokens limit ({max_new_tokens}); raise it or ask for fewer "
+            "rows per call.")
+    if row.data is None:
+        row.parse_error = f"{note} {row.parse_error}".strip()
+    elif row.parse_status == "ok":
+        row.parse_status = "partial"
+        row.parse_error = note
 
 
 def _unit_seed(rng_seed: int, idx: int) -> int:
@@ -534,8 +606,9 @@ def preview(ws: Workspace, req: BatchRequest, *, rows: int = PREVIEW_ROWS, api_k
         units = [(i, strategy.unit_examples(i, plan.pool, options, plan.rng_seed, plan.synthetic))
                  for i in range(idx, idx + n_units)]
         idx += n_units
+        diversity = plan.diversity.plan if plan.diversity is not None else None
         for i, ex, unit_rows in _run_units(strategy, units, options, teacher, plan.template, plan.task, req.params,
-                                           plan.rng_seed):
+                                           plan.rng_seed, diversity):
             out.extend(PreviewRow(r, ex, i) for r in unit_rows)
         if sum(p.row.usable for p in out) >= rows:
             break
@@ -552,6 +625,9 @@ def keep_preview(ws: Workspace, req: BatchRequest, rows: list[PreviewRow]) -> Ba
     teacher = describe_spec(req.teacher) if (req.teacher and plan.strategy.uses_teacher) else {}
     params = {"options": req.options.to_dict(), "generation": req.params.to_dict(), "rng_seed": plan.rng_seed,
               "preview": True}
+    if plan.diversity is not None:
+        params.update(plan=plan.diversity.plan.to_dict(), plan_version=plan.diversity.version,
+                      plan_id=plan.diversity.id)
     now = utc_now()
     decoding = json.dumps(req.params.to_dict()) if teacher else "{}"
     with ws.write() as conn:

@@ -13,9 +13,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from studio.augment import schemas
 from studio.data.formats import FORMATS, SeedFormat
 from studio.errors import GenerationError
-from studio.teachers.base import ChatMessages
+from studio.teachers.base import ChatMessages, JsonSchema
 
 # Answer styles offered for response-pair expansion; users may add their own as "name: description".
 STYLES: dict[str, str] = {
@@ -174,6 +175,8 @@ class Strategy:
     title: str = ""
     help: str = ""
     uses_teacher: bool = True
+    uses_plan: bool = False
+    """Whether a diversity plan's draw (topic, persona, …) steers this strategy's units (studio.augment.plan)."""
     variables: frozenset[str] = frozenset()
     formats: tuple[SeedFormat, ...] = (SeedFormat.ALPACA, SeedFormat.PROMPT_COMPLETION, SeedFormat.MESSAGES)
 
@@ -206,16 +209,21 @@ class Strategy:
 
     def context(self, examples: list[Example], options: StrategyOptions, task: str) -> dict[str, Any]:
         return {"task": task, "seed": seed_view(examples[0]), "n": options.n,
-                "diversity_hint": options.diversity_hint}
+                "diversity_hint": options.diversity_hint, "plan": {}}
 
     def sample_context(self, options: StrategyOptions, task: str = "Answer customer questions.") -> dict[str, Any]:
         """A realistic context to test-render an edited template against."""
         ex = Example(0, SeedFormat.ALPACA, {"instruction": "Summarise the text.", "input": "A long text.",
                                             "output": "A summary."})
-        return self.context([ex, ex], options, task)
+        return {**self.context([ex, ex], options, task), "plan": {"topic": "refunds", "persona": "a student"}}
 
     def conversation(self, prompt: str) -> ChatMessages:
         return [{"role": "user", "content": prompt}]
+
+    def answer_schema(self, examples: list[Example], options: StrategyOptions,
+                      max_new_tokens: int) -> JsonSchema | None:
+        """The JSON schema of this strategy's answer, sized to `max_new_tokens`; None: free text."""
+        return None
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
         raise NotImplementedError
@@ -228,8 +236,9 @@ class InstructionExpansion(Strategy):
     name = "instruction-expansion"
     template_name = "instruction_expansion"
     title = "Instruction expansion"
+    uses_plan = True
     help = "One seed request becomes several phrasings of the same request; the seed's answer is kept."
-    variables = frozenset({"task", "seed", "n", "diversity_hint"})
+    variables = frozenset({"task", "seed", "n", "diversity_hint", "plan"})
     formats = (SeedFormat.ALPACA, SeedFormat.PROMPT_COMPLETION, SeedFormat.MESSAGES, SeedFormat.CLASSIFICATION)
 
     def suggestion(self) -> str:
@@ -237,6 +246,9 @@ class InstructionExpansion(Strategy):
 
     def expected_rows(self, options: StrategyOptions) -> int:
         return options.n
+
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+        return schemas.string_list(options.n, max_new_tokens, cap=schemas.like(seed_view(examples[0])["instruction"]))
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
         from studio.augment.parsing import parse_text_list
@@ -258,7 +270,11 @@ class InstructionRefinement(Strategy):
     template_name = "instruction_refinement"
     title = "Instruction refinement"
     help = "A vague seed request is rewritten as a clear, specific one with the same intent."
-    variables = frozenset({"task", "seed", "n", "diversity_hint"})
+    variables = frozenset({"task", "seed", "n", "diversity_hint", "plan"})
+
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+        return schemas.keyed_texts(["instruction"], max_new_tokens,
+                                   cap=schemas.like(seed_view(examples[0])["instruction"], factor=3.0))
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
         from studio.augment.parsing import parse_single_text
@@ -280,7 +296,7 @@ class ResponseExpansion(Strategy):
     template_name = "response_expansion"
     title = "Response-pair expansion"
     help = "One seed request gets several good answers, one per style (formal, casual, concise, …)."
-    variables = frozenset({"task", "seed", "styles", "n", "diversity_hint"})
+    variables = frozenset({"task", "seed", "styles", "n", "diversity_hint", "plan"})
 
     def suggestion(self) -> str:
         return "Labels and tags have no styles: use few-shot generation, nlpaug or entity swapping."
@@ -299,6 +315,10 @@ class ResponseExpansion(Strategy):
 
     def expected_rows(self, options: StrategyOptions) -> int:
         return len(options.styles) or 1
+
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+        return schemas.keyed_texts([s["name"] for s in self.styles(options)], max_new_tokens,
+                                   cap=schemas.like(seed_view(examples[0])["output"], factor=2.0, floor=160))
 
     def context(self, examples: list[Example], options: StrategyOptions, task: str) -> dict[str, Any]:
         return {**super().context(examples, options, task), "styles": self.styles(options)}
@@ -321,14 +341,18 @@ FEW_SHOT_FIELDS: dict[SeedFormat, tuple[str, ...]] = {
     SeedFormat.CLASSIFICATION: ("text", "label"),
 }
 
+FEW_SHOT_WEIGHTS = {"output": 2.0, "completion": 2.0, "assistant": 2.0, "input": 0.7}
+"""Share of the answer budget per field: answers run longer than requests; most inputs are short."""
+
 
 class FewShot(Strategy):
     name = "few-shot"
     template_name = "few_shot"
     title = "Few-shot generation"
+    uses_plan = True
     help = ("Shows the teacher k seeds and asks for new examples with the same logic, tone and structure, "
             "but different cases.")
-    variables = frozenset({"task", "n", "examples", "fields", "labels", "diversity_hint"})
+    variables = frozenset({"task", "n", "examples", "fields", "labels", "diversity_hint", "plan"})
     formats = (SeedFormat.ALPACA, SeedFormat.PROMPT_COMPLETION, SeedFormat.MESSAGES, SeedFormat.CLASSIFICATION)
 
     def suggestion(self) -> str:
@@ -339,6 +363,15 @@ class FewShot(Strategy):
 
     def output_format(self, examples: list[Example]) -> SeedFormat:
         return Counter(e.format for e in examples).most_common(1)[0][0]
+
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+        fmt = self.output_format(examples)
+        fields = FEW_SHOT_FIELDS[fmt]
+        context = self.context(examples, options, "")
+        caps = {f: schemas.like(*(str(v[f]) for v in context["examples"]), floor=60) for f in fields}
+        enums = {"label": context["labels"]} if context["labels"] else None
+        return schemas.object_list(options.n, fields, max_new_tokens, weights=FEW_SHOT_WEIGHTS, caps=caps,
+                                   optional=("input",), enums=enums)
 
     def unit_examples(self, idx: int, pool: list[Example], options: StrategyOptions, rng_seed: int,
                       synthetic: list[Example] | None = None) -> list[Example]:
@@ -355,7 +388,8 @@ class FewShot(Strategy):
         fmt = self.output_format(examples)
         labels = sorted({str(e.data["label"]) for e in examples if e.format == SeedFormat.CLASSIFICATION})
         return {"task": task, "n": options.n, "examples": [seed_view(e) for e in examples],
-                "fields": list(FEW_SHOT_FIELDS[fmt]), "labels": labels, "diversity_hint": options.diversity_hint}
+                "fields": list(FEW_SHOT_FIELDS[fmt]), "labels": labels, "diversity_hint": options.diversity_hint,
+                "plan": {}}
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
         from studio.augment.parsing import parse_pairs

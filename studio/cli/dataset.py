@@ -1,4 +1,4 @@
-"""`seed-studio dataset freeze|list|show|export`: the Dataset tab's twin."""
+"""`seed-studio dataset freeze|list|show|profile|export`: the Dataset tab's twin."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 
 from studio.cli.common import HomeOption, JsonOption, ProjectOption, open_workspace, pick_project, print_json
 
-dataset_app = typer.Typer(help="Frozen dataset versions: freeze, list, show, export.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Frozen dataset versions: freeze, list, show, profile, export.",
+                          no_args_is_help=True)
 
 
 @dataset_app.command("freeze")
@@ -102,6 +103,33 @@ def dataset_show(version: Annotated[str, typer.Argument(help="Version id or name
         print_json(v.to_dict())
         return
     typer.echo(dataset_card(ws, v.id))
+
+
+@dataset_app.command("profile")
+def dataset_profile(
+    version: Annotated[str, typer.Argument(help="Version id or name.")],
+    embed: Annotated[bool, typer.Option("--embed", help="Also measure closeness to the seeds by meaning (sentence "
+                                        "embeddings of up to 1,000 rows; slower).")] = False,
+    as_json: JsonOption = False,
+    project: ProjectOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Data profile of a version: rows by source and split, uniqueness and lengths per field, plan coverage,
+    novelty against its seed rows."""
+    from studio.data.versions import get_version
+    from studio.quality.profile import available_embed, summary_lines, version_profile
+
+    ws = open_workspace(home)
+    v = get_version(ws, pick_project(ws, project).id, version)
+    embed_fn = available_embed(ws) if embed else None
+    if embed and embed_fn is None:
+        typer.echo("The sentence embedder is not installed: closeness is measured by words only.", err=True)
+    profile = version_profile(ws, v.id, embed=embed_fn)
+    if as_json:
+        print_json(profile.to_dict())
+        return
+    for line in summary_lines(profile):
+        typer.echo(line)
 
 
 @dataset_app.command("export")

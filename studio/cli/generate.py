@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from studio.cli.common import HomeOption, JsonOption, ProjectOption, clip, open_workspace, pick_project, print_json
+from studio.cli.plan import TopicOption, TopicsFileOption, VaryOption, typed_plan
 
-batches_app = typer.Typer(help="Generation batches: list, stop, resume.", no_args_is_help=True)
+batches_app = typer.Typer(help="Generation batches: list, stop, resume, profile.", no_args_is_help=True)
 candidates_app = typer.Typer(help="Generated rows with their provenance.", no_args_is_help=True)
 prompts_app = typer.Typer(help="Prompt templates and their versions.", no_args_is_help=True)
 teacher_app = typer.Typer(help="Teacher models.", no_args_is_help=True)
@@ -79,6 +80,11 @@ def generate(
                                           "unless you keep them.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="With --preview: keep the rows without asking.")] = False,
     resume: Annotated[int | None, typer.Option("--resume", help="Resume this stopped or interrupted batch.")] = None,
+    plan: Annotated[int | None, typer.Option("--plan", help="Sample from this saved diversity plan (id; see "
+                                                             "`plan list`).")] = None,
+    topic: TopicOption = None,
+    topics_file: TopicsFileOption = None,
+    vary: VaryOption = None,
     api_key_env: ApiKeyEnvOption = None,
     as_json: JsonOption = False,
     project: ProjectOption = None,
@@ -112,7 +118,10 @@ def generate(
                               locale=locale, user_values=_parse_values(values or []))
     req = batches.BatchRequest(p.id, strat.name, count if count else (batches.PREVIEW_ROWS if preview else 0),
                                spec, prompt_version, options,
-                               GenerationParams(max_new_tokens, temperature, top_p, seed), seed)
+                               GenerationParams(max_new_tokens, temperature, top_p, seed), seed,
+                               plan_id=plan, plan=typed_plan(topic, topics_file, vary))
+    if plan is not None and req.plan is not None:
+        raise GenerationError("Give either --plan (a saved plan) or --topic/--topics-file/--vary, not both.")
     if preview:
         rows = batches.preview(ws, req, api_key=key)
         _show_preview(rows, as_json)
@@ -208,6 +217,28 @@ def batches_resume(batch_id: int, api_key_env: ApiKeyEnvOption = None, as_json: 
                    home: HomeOption = None) -> None:
     """Resume a stopped, failed or interrupted batch where it left off."""
     _run_with_progress(open_workspace(home), batch_id, _api_key(api_key_env), as_json)
+
+
+EmbedOption = Annotated[bool, typer.Option("--embed", help="Also measure closeness to the seeds by meaning (sentence "
+                                           "embeddings of up to 1,000 rows; slower).")]
+
+
+@batches_app.command("profile")
+def batches_profile(batch_id: int, embed: EmbedOption = False, as_json: JsonOption = False,
+                    home: HomeOption = None) -> None:
+    """Data profile of a batch: rows by status, uniqueness and lengths per field, plan coverage, novelty."""
+    from studio.quality.profile import available_embed, batch_profile, summary_lines
+
+    ws = open_workspace(home)
+    embed_fn = available_embed(ws) if embed else None
+    if embed and embed_fn is None:
+        typer.echo("The sentence embedder is not installed: closeness is measured by words only.", err=True)
+    profile = batch_profile(ws, batch_id, embed=embed_fn)
+    if as_json:
+        print_json(profile.to_dict())
+        return
+    for line in summary_lines(profile):
+        typer.echo(line)
 
 
 @candidates_app.command("list")

@@ -19,6 +19,7 @@ from studio.cli.compare import register as register_compare_commands
 from studio.cli.dataset import register as register_dataset_commands
 from studio.cli.generate import register as register_generation_commands
 from studio.cli.models import register as register_model_commands
+from studio.cli.plan import register as register_plan_commands
 from studio.cli.projects import register as register_project_commands
 from studio.cli.publish import register as register_publish_commands
 from studio.cli.report import register as register_report_commands
@@ -33,6 +34,7 @@ register_project_commands(app)
 register_seed_commands(app)
 register_model_commands(app)
 register_generation_commands(app)
+register_plan_commands(app)
 register_review_commands(app)
 register_dataset_commands(app)
 register_train_commands(app)

@@ -30,7 +30,8 @@ def filter_command(
     batch: BatchOption,
     off: Annotated[list[str] | None, typer.Option("--off", help="Turn a filter off (repeatable): parse, "
                                                   "exact_duplicate, near_duplicate, semantic_duplicate, "
-                                                  "seed_overlap, heuristics, refusal.")] = None,
+                                                  "seed_overlap, heuristics, refusal, prompt_echo, "
+                                                  "fidelity.")] = None,
     near: Annotated[float | None, typer.Option("--near", help="Near-duplicate Jaccard threshold (0-1).")] = None,
     semantic: Annotated[float | None, typer.Option("--semantic", help="Semantic duplicate cosine threshold "
                                                    "(0-1).")] = None,
@@ -38,6 +39,8 @@ def filter_command(
                                                        "too close to a seed (0-1).")] = None,
     min_words: Annotated[int | None, typer.Option("--min-words", help="Shortest instruction, in words.")] = None,
     max_words: Annotated[int | None, typer.Option("--max-words", help="Longest instruction, in words.")] = None,
+    fidelity: Annotated[float | None, typer.Option("--fidelity", help="Cosine with its seed's instruction below "
+                                                   "which a reworded instruction has drifted (0-1).")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Show what the filters would mark; write "
                                           "nothing.")] = False,
     as_json: JsonOption = False,
@@ -56,7 +59,7 @@ def filter_command(
         config.enabled[name] = False
     for attr, value in (("near_duplicate_threshold", near), ("semantic_threshold", semantic),
                         ("seed_overlap_threshold", seed_overlap), ("min_words", min_words),
-                        ("max_words", max_words)):
+                        ("max_words", max_words), ("fidelity_threshold", fidelity)):
         if value is not None:
             setattr(config, attr, value)
     report = (preview_filters if preview else apply_filters)(ws, batch, config)

@@ -91,11 +91,73 @@ def dataset_card(ws: Workspace, version_id: int, *, file_format: str = "parquet"
     task = project.get("task") or (row["task_description"] if row else "")
     meta = front_matter(version, project_name, file_format=file_format)
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
-    body = _body(version, project_name, task, file_format, style)
+    body = _body(version, project_name, task, file_format, style, profile_section(ws, version))
     return f"---\n{head}---\n\n" + public_text(body)
 
 
-def _body(version: DatasetVersion, project_name: str, task: str, file_format: str, style: str) -> str:
+def _profile(ws: Workspace, version: DatasetVersion) -> Any:
+    """The version's data profile without tokens or embeddings (so the card is the same wherever it is written),
+    kept per version: its rows are frozen, and a card is drawn often (Dataset tab, export, publish)."""
+    from studio.quality.profile import version_profile
+
+    key = (str(ws.db_path), version.id, version.name, version.created_at)
+    if key not in _PROFILES:
+        if len(_PROFILES) >= 8:
+            _PROFILES.pop(next(iter(_PROFILES)))
+        _PROFILES[key] = version_profile(ws, version.id, count_tokens=False)
+    return _PROFILES[key]
+
+
+_PROFILES: dict[tuple[str, int, str, str], Any] = {}
+
+
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def _words(stats: dict[str, float] | None, key: str) -> str:
+    return "–" if stats is None else f"{stats[key]:g}"
+
+
+def profile_section(ws: Workspace, version: DatasetVersion) -> list[str]:
+    """## Data profile: rows per source, per-field uniqueness and lengths, plan coverage, novelty vs the seeds."""
+    from studio.errors import StudioError
+    from studio.quality.profile import coverage_lines
+
+    lines = ["## Data profile", ""]
+    try:
+        p = _profile(ws, version)
+    except StudioError as exc:  # a card is never refused for its profile
+        return [*lines, f"No profile: {_text(exc)}", ""]
+    lines += _table(["source", "rows"], [[k, v] for k, v in p.by_source.items()])
+    lines += ["", "Per field (all splits): share of distinct values among the non-empty ones, and length in words "
+              "(median and 90th percentile).", ""]
+    lines += _table(["field", "rows", "empty", "unique", "median words", "p90 words"],
+                    [[f.name, f.rows, f.empty, _share(f.unique_share), _words(f.words, "median"),
+                      _words(f.words, "p90")] for f in p.fields])
+    lines.append("")
+    coverage = p.coverage
+    if coverage.get("planned"):
+        lines += ["**Plan coverage**: the share of synthetic rows the diversity plan asked for each topic and "
+                  "attribute value, and the share that got it.", ""]
+        lines += _table(["dimension", "value", "planned", "observed", "rows"],
+                        [[d["name"], v["value"], _share(v["expected_share"]), _share(v["share"]), v["count"]]
+                         for d in coverage["dimensions"] for v in d["values"]])
+        lines += [""] + [f"- {_text(line)}" for line in coverage_lines(coverage)] + [""]
+    lexical = p.novelty.get("lexical")
+    if lexical:
+        lines += [f"**Novelty**: the wording of a synthetic row overlaps the closest of this version's "
+                  f"{p.novelty['seeds']} seed rows by {lexical['mean']:.2f} on average (ROUGE-L F1: 0 = no word "
+                  f"in common, 1 = a copy); {lexical['close_rows']} of "
+                  f"{p.novelty['rows']} ({_pct(lexical['share_close'])}) are at {lexical['threshold']} or above, "
+                  "that is close rewordings of a seed.", ""]
+    else:
+        lines += [f"**Novelty**: not measured ({_text(p.novelty.get('note') or 'no rows')}).", ""]
+    return lines
+
+
+def _body(version: DatasetVersion, project_name: str, task: str, file_format: str, style: str,
+          profile: list[str] | None = None) -> str:
     stats, cfg = version.stats, version.config
     counts = version.counts
     by_origin = stats.get("by_origin", {o: 0 for o in ORIGINS})
@@ -133,6 +195,7 @@ def _body(version: DatasetVersion, project_name: str, task: str, file_format: st
             lines += _table([what, "rows"], [[k, v] for k, v in sorted(items.items())])
             lines.append("")
     batches = stats.get("batches") or []
+    lines += profile or []
 
     lines += ["## Filters", ""]
     filtered = [b for b in batches if b["filters"]["applied"]]

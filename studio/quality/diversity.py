@@ -93,10 +93,14 @@ def words(text: str) -> list[str]:
 
 def distinct_n(texts: Sequence[str], n: int) -> float | None:
     """Unique n-grams / total n-grams over `texts` (None when there is no n-gram at all)."""
+    return distinct_n_words([words(text) for text in texts], n)
+
+
+def distinct_n_words(token_lists: Sequence[Sequence[str]], n: int) -> float | None:
+    """distinct_n of texts already split with `words` (callers that also need the words split them once)."""
     seen: set[tuple[str, ...]] = set()
     total = 0
-    for text in texts:
-        toks = words(text)
+    for toks in token_lists:
         grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
         total += len(grams)
         seen.update(grams)
@@ -110,7 +114,7 @@ def self_bleu(texts: Sequence[str], *, sample: int = 200, rng_seed: int = 0) -> 
     for every n-gram the two largest counts (and the owner of the largest) give the best reference count
     excluding the row itself, so 200 rows take milliseconds instead of 200 x 199 reference scans.
     """
-    picked = _sample_indices(len(texts), sample, rng_seed)
+    picked = sample_indices(len(texts), sample, rng_seed)
     if len(picked) < 2:
         return None, len(picked)
     from sacrebleu.metrics.bleu import BLEU
@@ -149,7 +153,8 @@ def _closest_length(hyp_len: int, ref_lens: list[int]) -> int:
     return min(ref_lens, key=lambda r: (abs(hyp_len - r), r))
 
 
-def _sample_indices(n: int, sample: int, rng_seed: int) -> list[int]:
+def sample_indices(n: int, sample: int, rng_seed: int) -> list[int]:
+    """Sorted indices of a seeded random sample of `sample` out of `n` (all of them when n <= sample)."""
     if n <= sample:
         return list(range(n))
     return sorted(random.Random(rng_seed).sample(range(n), sample))
@@ -236,6 +241,17 @@ def nearest_other(vectors: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def nearest_seed(vectors: np.ndarray, seed_vectors: np.ndarray) -> np.ndarray:
+    """For each unit vector, the highest cosine to any seed vector (block products: memory stays small)."""
+    import numpy as np
+
+    out = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), _NN_BLOCK):
+        stop = min(start + _NN_BLOCK, len(vectors))
+        out[start:stop] = (vectors[start:stop] @ seed_vectors.T).max(axis=1)
+    return np.clip(out, -1.0, 1.0)
+
+
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
     """(n, 2) coordinates on the first two principal components; signs fixed so reruns plot the same."""
     import numpy as np
@@ -301,7 +317,7 @@ def diversity_of_texts(synthetic: list[str], seeds: list[str], *, embed: Embed |
     import numpy as np
 
     if embed_sample is not None and len(synthetic) > embed_sample:
-        keep = _sample_indices(len(synthetic), embed_sample, rng_seed)
+        keep = sample_indices(len(synthetic), embed_sample, rng_seed)
         synthetic, syn_ids = [synthetic[i] for i in keep], [syn_ids[i] for i in keep]
     report.embedded_rows = len(synthetic)
     vectors = np.asarray(embed(list(seeds) + list(synthetic)), dtype=np.float32)
@@ -313,7 +329,7 @@ def diversity_of_texts(synthetic: list[str], seeds: list[str], *, embed: Embed |
     if len(seeds) >= 2:
         report.seed_mean_nn_similarity = float(nearest_other(seed_vecs).mean())
     if len(seeds):
-        to_seed = np.clip((syn_vecs @ seed_vecs.T).max(axis=1), -1.0, 1.0)
+        to_seed = nearest_seed(syn_vecs, seed_vecs)
         report.mean_seed_similarity = float(to_seed.mean())
         report.histograms["seed_similarity"] = [round(float(v), 4) for v in to_seed]
     coords = pca_2d(vectors)

@@ -10,7 +10,12 @@ Which text each filter reads (`summary_text(format, data)` gives (prompt, answer
   tokens): a row that reuses a seed's task with a new answer is what it is there to catch;
 - heuristics: chat rows only (instruction / input / output); classification and NER rows get
   passed=True with the reason "not applicable to ... rows", so every enabled filter has an outcome;
-- refusal: the output and the instruction of chat rows; the text (tokens) of classification (NER) rows.
+- refusal: the output and the instruction of chat rows; the text (tokens) of classification (NER) rows;
+- prompt_echo: the whole row (as the duplicate filters), for every strategy; wording the row's own seeds
+  contain is not an echo (the seed's text is in the prompt);
+- fidelity: instruction-expansion and instruction-refinement rows only, the instruction against the
+  instruction of the one seed it rewords (seed_ids); other strategies get passed=True with the reason
+  "not applicable to ... rows".
 
 Duplicates are judged against the project's seeds, the rows already selected from the project's other
 batches (the `selection` table: the reviewer's edit where there was one), then the batch itself in row
@@ -40,7 +45,25 @@ if TYPE_CHECKING:
     from studio.workspace.seeds import Seed
 
 FILTER_NAMES: tuple[str, ...] = ("parse", "exact_duplicate", "near_duplicate", "semantic_duplicate",
-                                 "seed_overlap", "heuristics", "refusal")
+                                 "seed_overlap", "heuristics", "refusal", "prompt_echo", "fidelity")
+
+FIDELITY_THRESHOLD = 0.45
+"""Default cosine below which a rewording has drifted from its seed. Calibrated on the real Self-Instruct
+seeds by bench/fidelity_calibration.py (bench/RESULTS.md, "Fidelity", 2026-12-03): 48 hand-written
+faithful rewordings of 24 seeds score 0.51-0.94 (paraphrases) and 0.62-0.90 (refinements); a seed against
+another seed's instruction at most 0.65 (p95 0.31), teacher-style junk against a seed at most 0.47 (p95
+0.26), the 8 real rows of an embedded-teacher expansion batch at most 0.43. 0.45 is the lowest faithful
+pair minus a 0.05 margin: it keeps all 48 and catches 99.3% of the 3,152 drifted pairs, all 8 real rows
+among them (balanced accuracy 0.997; the optimum, 0.998 at 0.50, sits right under the lowest faithful pair,
+which short generic instructions like "Answer the following question." would undercut)."""
+
+FIDELITY_STRATEGIES = ("instruction-expansion", "instruction-refinement")
+"""Strategies whose rows reword one seed's instruction (the seed's answer must still fit): the rows
+`fidelity` checks. Response expansion keeps the seed's request and writes a new answer in a named style:
+valid answers score far lower against the seed's answer than rewordings do against its instruction (12
+hand-written ones: 0.33-0.92, 3 under 0.45), and the gap to junk (at most 0.24) is too thin on so few to
+calibrate a second default (bench/RESULTS.md, "Fidelity"); the judge scores answers. So those rows, like
+few-shot rows (new tasks) and the offline perturbations, are "not applicable"."""
 
 Embed = Callable[[list[str]], "np.ndarray"]
 """texts -> (len(texts), dim) float32 unit vectors."""
@@ -78,7 +101,12 @@ _MIN_WORDS = ThresholdInfo("min_words", "Minimum instruction words",
 _MAX_WORDS = ThresholdInfo("max_words", "Maximum instruction words",
                            "Instructions longer than this are usually rambling or pasted junk.", 1, None,
                            integer=True)
-THRESHOLDS: dict[str, ThresholdInfo] = {t.field: t for t in (_NEAR, _SEMANTIC, _OVERLAP, _MIN_WORDS, _MAX_WORDS)}
+_FIDELITY = ThresholdInfo("fidelity_threshold", "Fidelity threshold (cosine)",
+                          "A reworded or refined instruction whose sentence embedding has a cosine similarity "
+                          "below this (0-1) with its seed's instruction no longer asks for the same thing. "
+                          "Raise it to demand closer rewordings.", 0.0, 1.0)
+THRESHOLDS: dict[str, ThresholdInfo] = {t.field: t for t in (_NEAR, _SEMANTIC, _OVERLAP, _MIN_WORDS, _MAX_WORDS,
+                                                             _FIDELITY)}
 
 FILTERS: dict[str, FilterInfo] = {f.name: f for f in (
     FilterInfo("parse", "Could not be read",
@@ -101,6 +129,16 @@ FILTERS: dict[str, FilterInfo] = {f.name: f for f in (
     FilterInfo("refusal", "Refusals and AI-isms",
                "The teacher refused or talked about itself (\"As an AI language model\", \"I'm sorry, but I "
                "can't\", \"I don't have personal opinions\"): not an answer to learn from."),
+    FilterInfo("prompt_echo", "Echoes the prompt",
+               "The row repeats the wording of the prompt the teacher was given (\"JSON array\", \"Request:\", "
+               "\"Example 1:\", \"Rewrite the request below\") or talks about the task (\"Here are 3 "
+               "examples:\", \"here is a possible response\") instead of doing it. Wording its own seed "
+               "contains does not count."),
+    FilterInfo("fidelity", "Drifted from its seed",
+               "Instruction expansion and refinement rows must ask for what their seed asks for: the "
+               "instruction's sentence embedding (all-MiniLM-L6-v2) is compared with its seed's, and a cosine "
+               "below the threshold fails. Other strategies are not checked. Loads the embedding model (a few "
+               "seconds).", (_FIDELITY,)),
 )}
 
 
@@ -112,6 +150,7 @@ class FilterConfig:
     seed_overlap_threshold: float = 0.7
     min_words: int = 3
     max_words: int = 150
+    fidelity_threshold: float = FIDELITY_THRESHOLD
 
     def is_on(self, name: str) -> bool:
         return bool(self.enabled.get(name, True))
@@ -146,7 +185,7 @@ class FilterConfig:
                 raise QualityError(f"Unknown filter '{name}'. The filters are: {', '.join(FILTER_NAMES)}.")
             if not isinstance(on, bool):
                 raise QualityError(f"Filter '{name}' must be switched on or off (true or false); got {on!r}.")
-        for info in (_NEAR, _SEMANTIC, _OVERLAP):
+        for info in (_NEAR, _SEMANTIC, _OVERLAP, _FIDELITY):
             value = _number(getattr(self, info.field), info)
             if not 0 < value <= 1:
                 raise QualityError(f"{info.title} must be above 0 and at most 1; got {value:g}. "
@@ -267,9 +306,13 @@ def run_filters(candidates: Iterable[CandidateLike], seeds: Sequence[Seed], conf
     """
     config.check()
     cands = list(candidates)
-    if config.is_on("semantic_duplicate") and embed is None:
-        raise ValueError("run_filters needs `embed` (texts -> unit vectors) when semantic_duplicate is on")
     usable = [c for c in cands if c.data is not None]
+    seed_by_id = {s.id: s for s in seeds}
+    needs_embed = config.is_on("semantic_duplicate") or (
+        config.is_on("fidelity") and any(_fidelity_seed(c, seed_by_id) is not None for c in usable))
+    if needs_embed and embed is None:
+        raise ValueError("run_filters needs `embed` (texts -> unit vectors) when semantic_duplicate is on, or "
+                         "fidelity is on and a row rewords a seed")
     prior = ([_Item(f"seed #{s.id}", s.format, s.data) for s in seeds]
              + [_Item(f"row #{r.candidate_id} (selected from batch #{r.batch_id})", r.format, r.data)
                 for r in reference])
@@ -310,6 +353,10 @@ def run_filters(candidates: Iterable[CandidateLike], seeds: Sequence[Seed], conf
             found["heuristics"] = [_heuristics(c, config) for c in usable]
         if config.is_on("refusal"):
             found["refusal"] = [_refusal(c) for c in usable]
+        if config.is_on("prompt_echo"):
+            found["prompt_echo"] = [_prompt_echo(c, seed_by_id) for c in usable]
+        if config.is_on("fidelity"):
+            found["fidelity"] = _fidelity(usable, seed_by_id, config.fidelity_threshold, embed)
     return _report(cands, found, config)
 
 
@@ -407,6 +454,69 @@ def _refusal(c: CandidateLike) -> FilterOutcome:
     return FilterOutcome(c.id, "refusal", True, 0.0, "")
 
 
+def _prompt_echo(c: CandidateLike, seed_by_id: Mapping[int, Seed]) -> FilterOutcome:
+    from studio.quality.echo import find_echo
+
+    assert c.data is not None
+    own = [row_text(seed_by_id[i].format, seed_by_id[i].data) for i in getattr(c, "seed_ids", ())
+           if i in seed_by_id]
+    phrase = find_echo(row_text(c.format, c.data), exempt=own)
+    if phrase:
+        return FilterOutcome(c.id, "prompt_echo", False, 1.0, f'echoes the prompt: "{phrase}"')
+    return FilterOutcome(c.id, "prompt_echo", True, 0.0, "")
+
+
+def _fidelity_seed(c: CandidateLike, seed_by_id: Mapping[int, Seed]) -> Seed | None:
+    """The one seed a rewording row must stay faithful to; None when the filter does not apply."""
+    seed_ids = getattr(c, "seed_ids", None) or []
+    if getattr(c, "strategy", "") not in FIDELITY_STRATEGIES or len(seed_ids) != 1 or c.data is None:
+        return None
+    seed = seed_by_id.get(seed_ids[0])
+    if seed is None or c.format in (SeedFormat.CLASSIFICATION, SeedFormat.NER) or seed.format != c.format:
+        return None
+    return seed
+
+
+def _fidelity(usable: list[CandidateLike], seed_by_id: Mapping[int, Seed], threshold: float,
+              embed: Embed | None) -> list[FilterOutcome]:
+    pairs = {c.id: seed for c in usable if (seed := _fidelity_seed(c, seed_by_id)) is not None}
+    sims: dict[int, float] = {}
+    if pairs:
+        assert embed is not None
+        checked = [c for c in usable if c.id in pairs]
+        texts = ([instruction_text(c.format, c.data) for c in checked]  # type: ignore[arg-type]
+                 + [instruction_text(pairs[c.id].format, pairs[c.id].data) for c in checked])
+        vectors = _embed_unique(embed, texts)
+        n = len(checked)
+        sims = {c.id: float(vectors[i] @ vectors[n + i]) for i, c in enumerate(checked)}
+    out = []
+    for c in usable:
+        if c.id not in pairs:
+            out.append(FilterOutcome(c.id, "fidelity", True, None, _fidelity_not_applicable(c, seed_by_id)))
+            continue
+        sim = sims[c.id]
+        drifted = sim < threshold
+        reason = (f"drifted from seed #{pairs[c.id].id} (cosine {sim:.2f} < {threshold:g}): it no longer asks "
+                  "for the same thing" if drifted else "")
+        out.append(FilterOutcome(c.id, "fidelity", not drifted, round(sim, 4), reason))
+    return out
+
+
+def _fidelity_not_applicable(c: CandidateLike, seed_by_id: Mapping[int, Seed]) -> str:
+    strategy = getattr(c, "strategy", "")
+    if not strategy:
+        return "not applicable to rows without a strategy: only rewordings of one seed's instruction are checked"
+    if strategy not in FIDELITY_STRATEGIES:
+        return f"not applicable to {strategy} rows: only rewordings of one seed's instruction are checked"
+    seed_ids = getattr(c, "seed_ids", None) or []
+    if len(seed_ids) != 1:
+        return f"not applicable: the row names {len(seed_ids)} seeds, not the one it rewords"
+    if seed_ids[0] not in seed_by_id:
+        return f"not applicable: its seed #{seed_ids[0]} is no longer in the project"
+    return (f"not applicable to {FORMATS[c.format].title.split(' (')[0].lower()} rows of a "
+            f"{FORMATS[seed_by_id[seed_ids[0]].format].title.split(' (')[0].lower()} seed")
+
+
 def _report(cands: list[CandidateLike], found: dict[str, list[FilterOutcome]], config: FilterConfig) -> FilterReport:
     per: dict[int, list[FilterOutcome]] = {c.id: [] for c in cands}
     for name in FILTER_NAMES:  # per row, outcomes in FILTER_NAMES order
@@ -466,7 +576,8 @@ def _run(ws: Workspace, batch_id: int, config: FilterConfig, *, for_write: bool)
     cands = list_candidates(ws, batch_id=batch_id)
     if not cands:
         raise QualityError(f"Batch {batch_id} has no rows to filter yet. Generate some rows first.")
-    embed = workspace_embed(ws) if config.is_on("semantic_duplicate") else None
+    # Lazy: the model loads only when a filter embeds something.
+    embed = workspace_embed(ws) if config.is_on("semantic_duplicate") or config.is_on("fidelity") else None
     report = run_filters(cands, list_seeds(ws, batch["project_id"]), config,
                          reference=reference_rows(ws, batch["project_id"], exclude_batch_id=batch_id), embed=embed)
     return report, [c.id for c in cands]
@@ -487,6 +598,7 @@ def preview_filters(ws: Workspace, batch_id: int, config: FilterConfig) -> Filte
 def _params(config: FilterConfig, name: str) -> str:
     from studio.models.registry import EMBEDDED_EMBEDDER
     from studio.quality.dedupe import NUM_PERM, SHINGLE_WORDS
+    from studio.quality.echo import ECHO_PATTERNS, WINDOW, template_names
 
     params: dict[str, Any] = {
         "near_duplicate": {"threshold": config.near_duplicate_threshold, "num_perm": NUM_PERM,
@@ -494,6 +606,9 @@ def _params(config: FilterConfig, name: str) -> str:
         "semantic_duplicate": {"threshold": config.semantic_threshold, "model": EMBEDDED_EMBEDDER},
         "seed_overlap": {"threshold": config.seed_overlap_threshold, "compares": "instruction"},
         "heuristics": {"min_words": config.min_words, "max_words": config.max_words},
+        "prompt_echo": {"templates": template_names(), "window_words": WINDOW, "patterns": len(ECHO_PATTERNS)},
+        "fidelity": {"threshold": config.fidelity_threshold, "model": EMBEDDED_EMBEDDER, "compares": "instruction",
+                     "strategies": list(FIDELITY_STRATEGIES)},
     }.get(name, {})
     return json.dumps(params)
 

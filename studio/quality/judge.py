@@ -36,6 +36,14 @@ CANDIDATE_START = "### Candidate prompt"
 ANSWER_START = "### Candidate answer"
 CANDIDATE_END = "### End of candidate"
 JUDGE_PARAMS = GenerationParams(max_new_tokens=256, temperature=0.0, top_p=1.0, seed=0)
+
+
+def judge_schema(max_new_tokens: int) -> dict[str, Any]:
+    """The judge's answer: 1-5 for each criterion, then the rationale (decoded under it on a local judge,
+    sent as response_format to an endpoint)."""
+    from studio.augment.schemas import scores
+
+    return scores(CRITERIA, 1, 5, "rationale", max_new_tokens)
 """Greedy: the same row gets the same scores from the same judge."""
 
 _EXAMPLE_CHARS = 600
@@ -409,7 +417,7 @@ def judge_batch(ws: Workspace, batch_id: int, spec: TeacherSpec, *, api_key: str
         chunk = todo[start:start + batch_size]
         conversations = [judge_messages(task, *c.summary(), _examples(c, seeds)) for c in chunk]
         try:
-            texts = teacher.generate(conversations, gen)
+            texts = teacher.generate(conversations, gen, schema=judge_schema(gen.max_new_tokens))
         except TeacherError as error:
             raise TeacherError(f"{error} The judge stopped after {judged + failed} of {len(todo)} rows; their "
                                "scores are saved, and running the judge again continues with the rest.") from error

@@ -38,12 +38,54 @@ class GenerationParams:
         return self.temperature <= 0
 
 
+JsonSchema = dict[str, Any]
+"""A JSON schema (draft 2020-12 subset: object, array, string, enum, min/maxItems, maxLength)."""
+
+STRUCTURED_GRAMMAR = "grammar"
+"""How a teacher's answer was shaped: decoded under a JSON-schema grammar (local teachers)."""
+STRUCTURED_RESPONSE_FORMAT = "response_format"
+"""Sent to an endpoint as an OpenAI `response_format` JSON schema, which the server honoured."""
+STRUCTURED_PROMPT = "prompt"
+"""Asked for in the prompt only: no schema was given, or the teacher cannot enforce one."""
+
+
+class Completion(str):
+    """A completion text that also says how it ended and how it was shaped.
+
+    `finish_reason` is "stop" (the model ended it) or "length" (cut off at max_new_tokens): a cut-off
+    answer is recorded as such, never mistaken for a teacher that cannot write JSON. `structured` is one
+    of the STRUCTURED_* names. A plain `str` from a teacher reads as finish_reason "stop", "prompt".
+    """
+
+    finish_reason: str
+    structured: str
+
+    def __new__(cls, text: str, finish_reason: str = "stop", structured: str = STRUCTURED_PROMPT) -> Completion:
+        value = super().__new__(cls, text)
+        value.finish_reason = finish_reason
+        value.structured = structured
+        return value
+
+
+def finish_reason(text: str) -> str:
+    return getattr(text, "finish_reason", "stop")
+
+
+def structured_by(text: str) -> str:
+    return getattr(text, "structured", STRUCTURED_PROMPT)
+
+
 @runtime_checkable
 class Teacher(Protocol):
     """Anything that writes completions for chat conversations."""
 
-    def generate(self, conversations: list[ChatMessages], params: GenerationParams) -> list[str]:
-        """One completion text per conversation, in order.
+    def generate(self, conversations: list[ChatMessages], params: GenerationParams, *,
+                 schema: JsonSchema | None = None) -> list[str]:
+        """One completion text per conversation, in order (a `Completion` where the teacher knows more).
+
+        `schema`: the JSON schema every answer should follow. A teacher that can enforce it does (local:
+        grammar-constrained decoding; endpoint: `response_format`); one that cannot ignores it, and the
+        prompt, which always asks for the shape too, is all there is.
 
         Raises `studio.errors.TeacherError` when the whole call cannot be served (unreachable,
         refused, misconfigured). A teacher never returns fewer texts than conversations.

@@ -6,6 +6,11 @@ Providers, through `huggingface_hub.InferenceClient`. Conversations go out concu
 timeouts, HTTP 408/429/5xx) are retried with exponential backoff; anything else fails fast with a
 `TeacherError` that says what happened and what to do.
 
+Structured output: given a JSON schema, requests carry `response_format` ({"type": "json_schema", ...}),
+which vLLM, the llama.cpp server, Ollama, OpenAI and HF Inference Providers honour. A server that refuses
+it (`transformers serve` answers 400/422) is asked once more without it; from then on this teacher sends
+the prompt alone, and `describe()["structured"]` says so, with the server's reason, for the batch record.
+
 The API key lives only in memory: it is never part of `describe()`, `repr()`, log lines or error messages
 (server error bodies that echo it are scrubbed).
 """
@@ -21,11 +26,19 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from studio.errors import TeacherError
-from studio.teachers.base import ChatMessages, GenerationParams
+from studio.teachers.base import (
+    STRUCTURED_PROMPT,
+    STRUCTURED_RESPONSE_FORMAT,
+    ChatMessages,
+    Completion,
+    GenerationParams,
+    JsonSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,8 @@ _TEST_TIMEOUT_CAP = 15.0
 
 _SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "sig", "credential")
 _MAX_DETAIL = 300
+_REFUSAL_STATUSES = (400, 404, 415, 422, 501)
+"""What servers answer a request field they do not support; the request is tried again without it."""
 """Server error bodies are quoted in messages, cut to this many characters."""
 
 
@@ -187,6 +202,11 @@ class EndpointTeacher:
         self._model_checked = bool(self.model)
         self._model_lock = threading.Lock()
         self._client = self._make_client(self.timeout)
+        self._schema_refused = ""
+        """Why the server refused response_format ("" while it has not); then only the prompt asks."""
+        self._schema_misses = 0
+        """Finished answers to a response_format request that did not fit the schema."""
+        self._structured = ""
 
     def __repr__(self) -> str:
         return f"EndpointTeacher(base_url={self.base_url!r}, model={self.model_name!r})"
@@ -199,12 +219,21 @@ class EndpointTeacher:
     # --- Teacher protocol -------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model_name, "base_url": self.base_url}
+        out = {"kind": self.kind, "model": self.model_name, "base_url": self.base_url}
+        if self._structured:
+            out["structured"] = self._structured
+        if self._schema_refused:
+            out["response_format_refused"] = self._schema_refused
+        if self._schema_misses:
+            out["response_format_misses"] = self._schema_misses
+        return out
 
-    def generate(self, conversations: list[ChatMessages], params: GenerationParams) -> list[str]:
-        """One completion per conversation, in input order; raises `TeacherError` when the call cannot be served.
+    def generate(self, conversations: list[ChatMessages], params: GenerationParams, *,
+                 schema: JsonSchema | None = None) -> list[str]:
+        """One `Completion` per conversation, in input order; raises `TeacherError` when the call cannot be served.
 
         A reply with empty content gives "" for that conversation (the caller records a parse failure).
+        With a `schema` the requests carry `response_format` until the server refuses it (see the module).
         """
         if not conversations:
             return []
@@ -218,7 +247,7 @@ class EndpointTeacher:
         try:
             futures: list[Future[str]] = [
                 pool.submit(self._complete_with_retries, self._client, conversation,
-                            self._request_kwargs(params, model, index), abort, self.retries)
+                            self._request_kwargs(params, model, index, schema), abort, self.retries)
                 for index, conversation in enumerate(conversations)
             ]
             wait(futures, return_when=FIRST_EXCEPTION)
@@ -297,8 +326,12 @@ class EndpointTeacher:
                     return entry["id"]
         return None
 
-    def _request_kwargs(self, params: GenerationParams, model: str | None, index: int) -> dict[str, Any]:
+    def _request_kwargs(self, params: GenerationParams, model: str | None, index: int,
+                        schema: JsonSchema | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": model, "max_tokens": params.max_new_tokens}
+        if schema is not None and not self._schema_refused:
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "answer", "schema": schema, "strict": True}}
         if params.greedy:
             kwargs["temperature"] = 0.0
         else:
@@ -316,9 +349,18 @@ class EndpointTeacher:
         for attempt in range(attempts):
             if abort.is_set():
                 raise _Abort()
+            if self._schema_refused and "response_format" in kwargs:  # refused meanwhile, by another request
+                kwargs = {k: v for k, v in kwargs.items() if k != "response_format"}
             try:
                 return self._complete_once(client, conversation, kwargs)
             except _Failure as failure:
+                if "response_format" in kwargs and failure.status in _REFUSAL_STATUSES:
+                    # The server may not know response_format: the same request without it tells.
+                    kwargs = {k: v for k, v in kwargs.items() if k != "response_format"}
+                    answer = self._complete_with_retries(client, conversation, kwargs, abort, retries,
+                                                         timeout=timeout)
+                    self._note_refusal(failure)
+                    return answer
                 if not failure.retryable or attempt == attempts - 1:
                     raise self._teacher_error(failure, attempts=attempt + 1,
                                               timeout=timeout or self.timeout) from None
@@ -331,11 +373,60 @@ class EndpointTeacher:
                     raise _Abort() from None
         raise AssertionError("unreachable")  # the loop always returns or raises
 
+    def _complete_structured(self, conversation: ChatMessages, kwargs: dict[str, Any]) -> Completion:
+        """A request carrying response_format, posted as the OpenAI API defines it.
+
+        Not through InferenceClient: for a URL it rewrites {"type": "json_schema", ...} into TGI's
+        {"type": "json_object", "value": ...}, which vLLM, Ollama and the llama.cpp server read as plain
+        JSON mode, schema dropped. Same session, headers and error handling as the unstructured path.
+        """
+        from huggingface_hub.utils import get_session
+
+        body = {k: v for k, v in kwargs.items() if v is not None}
+        body["messages"] = conversation
+        response = get_session().post(self._chat_url(), json=body, headers=self._auth_headers(),
+                                      timeout=self.timeout)
+        if response.status_code >= 400:
+            status = response.status_code
+            error = SimpleNamespace(response=response)
+            raise _Failure("http", _server_detail(error), retryable=status in (408, 429) or status >= 500,
+                           status=status, retry_after=_retry_after(error))
+        try:
+            output = response.json()
+        except ValueError as error:
+            raise _Failure("garbage", "the reply is not JSON", retryable=False) from error
+        choices = output.get("choices") if isinstance(output, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise _Failure("garbage", "the reply has no 'choices'", retryable=False)
+        content = _content_of(SimpleNamespace(choices=[SimpleNamespace(message=choices[0].get("message"))]))
+        self._structured = STRUCTURED_RESPONSE_FORMAT
+        finish = "length" if choices[0].get("finish_reason") == "length" else "stop"
+        if finish == "stop" and not _fits(kwargs["response_format"]["json_schema"]["schema"], content):
+            # Accepted but not enforced (`transformers serve` reads past the field): say so in the record.
+            with self._model_lock:
+                self._schema_misses += 1
+        return Completion(content, finish, STRUCTURED_RESPONSE_FORMAT)
+
+    def _chat_url(self) -> str:
+        parts = urlsplit(self._urls.api_base)
+        path = parts.path if parts.path.endswith("/chat/completions") else parts.path + "/chat/completions"
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+    def _note_refusal(self, failure: _Failure) -> None:
+        if not self._schema_refused:
+            reason = self._scrub(_shorten(failure.detail, 160)) or "no reason given"
+            self._schema_refused = f"HTTP {failure.status}: {reason}"
+            log.warning("Endpoint %s refused response_format (%s); asking by prompt only from now on.",
+                        self.base_url, self._schema_refused)
+        self._structured = STRUCTURED_PROMPT
+
     def _complete_once(self, client: Any, conversation: ChatMessages, kwargs: dict[str, Any]) -> str:
         import httpx2
         from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
         try:
+            if "response_format" in kwargs:
+                return self._complete_structured(conversation, kwargs)
             output = client.chat_completion(conversation, **kwargs)
         except (InferenceTimeoutError, httpx2.TimeoutException) as error:
             raise _Failure("timeout", "timed out", retryable=True) from error
@@ -353,7 +444,10 @@ class EndpointTeacher:
             raise _Failure("garbage", "the reply is not JSON", retryable=False) from error
         except (ValueError, TypeError, KeyError, AttributeError) as error:  # JSON, but not chat-completions JSON
             raise _Failure("garbage", f"{type(error).__name__}: {error}", retryable=False) from error
-        return _content_of(output)
+        structured = STRUCTURED_RESPONSE_FORMAT if "response_format" in kwargs else STRUCTURED_PROMPT
+        if "response_format" in kwargs:
+            self._structured = structured
+        return Completion(_content_of(output), _finish_reason_of(output), structured)
 
     def _teacher_error(self, failure: _Failure, *, attempts: int, timeout: float) -> TeacherError:
         url = self.base_url
@@ -434,6 +528,20 @@ def _content_of(output: Any) -> str:
     if isinstance(content, list):  # content parts: [{"type": "text", "text": "..."}]
         return "".join(_part_text(part) for part in content)
     raise _Failure("garbage", f"message content is a {type(content).__name__}", retryable=False)
+
+
+def _fits(schema: JsonSchema, content: str) -> bool:
+    """Whether an answer fits its schema; True where xgrammar is not installed (nothing to check with)."""
+    from studio.teachers import grammar
+
+    return not grammar.available() or grammar.schema_valid(schema, content)
+
+
+def _finish_reason_of(output: Any) -> str:
+    """"length" when the server says the answer hit max_tokens, else "stop"."""
+    choices = getattr(output, "choices", None) or []
+    reason = getattr(choices[0], "finish_reason", None) if choices else None
+    return "length" if reason == "length" else "stop"
 
 
 def _part_text(part: Any) -> str:

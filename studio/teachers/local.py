@@ -16,7 +16,14 @@ from typing import Any
 
 from studio.errors import TeacherError
 from studio.models.loading import load_causal_lm
-from studio.teachers.base import ChatMessages, GenerationParams
+from studio.teachers.base import (
+    STRUCTURED_GRAMMAR,
+    STRUCTURED_PROMPT,
+    ChatMessages,
+    Completion,
+    GenerationParams,
+    JsonSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +72,17 @@ class LocalTeacher:
         self.dtype = dtype
         self._model: Any = None
         self._tokenizer: Any = None
+        self._structured = ""
+        """How the last call's answers were shaped (STRUCTURED_* or "grammar (xgrammar)"), for provenance."""
 
     # --- Teacher protocol -------------------------------------------------------------------------
 
-    def generate(self, conversations: list[ChatMessages], params: GenerationParams) -> list[str]:
-        """One completion per conversation, in order. Loads the model on first use.
+    def generate(self, conversations: list[ChatMessages], params: GenerationParams, *,
+                 schema: JsonSchema | None = None) -> list[str]:
+        """One `Completion` per conversation, in order. Loads the model on first use.
+
+        With a `schema`, decoding is constrained to JSON valid for it (`studio.teachers.grammar`), as
+        long as xgrammar is installed; without it the answers are unconstrained and say so.
 
         Raises `ModelRefError` when the model cannot be loaded, `TeacherError` when generation fails
         (out of memory, a chat template that rejects the conversation, no room for the prompt).
@@ -84,14 +97,15 @@ class LocalTeacher:
         # Longest first: rows of similar length share a chunk (little padding), and an out-of-memory
         # error shows up on the first chunk instead of after minutes of work.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
-        texts = [""] * len(prompts)
+        texts: list[str] = [""] * len(prompts)
+        grammar = self._grammar(model, tokenizer, schema) if schema is not None else None
 
         import torch
 
         with _generate_lock, torch.inference_mode(), _seeded(params.seed, model.device):
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                outputs = self._generate_chunk(model, tokenizer, [prompts[i] for i in chunk], params)
+                outputs = self._generate_chunk(model, tokenizer, [prompts[i] for i in chunk], params, grammar)
                 for i, text in zip(chunk, outputs, strict=True):
                     texts[i] = text
         return texts
@@ -99,7 +113,10 @@ class LocalTeacher:
     def describe(self) -> dict[str, Any]:
         """Provenance for candidate rows; `device` is where the model runs (or was asked to) so far."""
         device = str(self._model.device) if self._model is not None else (self.device or "auto")
-        return {"kind": self.kind, "model": self.ref, "device": device, "batch_size": self.batch_size}
+        out = {"kind": self.kind, "model": self.ref, "device": device, "batch_size": self.batch_size}
+        if self._structured:
+            out["structured"] = self._structured
+        return out
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -110,6 +127,23 @@ class LocalTeacher:
                 self.ref, self.models_dir, device=self.device, dtype=self.dtype
             )
         return self._model, self._tokenizer
+
+    def _grammar(self, model: Any, tokenizer: Any, schema: JsonSchema) -> Any | None:
+        """The compiled schema, or None (unconstrained) where xgrammar is missing or rejects the schema."""
+        from studio.teachers import grammar
+
+        if not grammar.available():
+            self._structured = STRUCTURED_PROMPT
+            return None
+        vocab = int(getattr(model.config, "vocab_size", 0) or len(tokenizer))
+        try:
+            compiled = grammar.compiled_grammar(tokenizer, vocab, schema)
+        except Exception as error:  # a schema xgrammar cannot compile: still answer, unconstrained
+            log.warning("could not compile the answer schema, generating unconstrained: %s", error)
+            self._structured = STRUCTURED_PROMPT
+            return None
+        self._structured = STRUCTURED_GRAMMAR
+        return compiled
 
     def _encode(self, tokenizer: Any, conversation: ChatMessages, limit: int | None) -> list[int]:
         """Token ids of the prompt, cut from the left to `limit` tokens (the latest turns matter most)."""
@@ -131,8 +165,8 @@ class LocalTeacher:
         return list(ids)
 
     def _generate_chunk(
-        self, model: Any, tokenizer: Any, prompts: list[list[int]], params: GenerationParams
-    ) -> list[str]:
+        self, model: Any, tokenizer: Any, prompts: list[list[int]], params: GenerationParams, grammar: Any = None
+    ) -> list[Completion]:
         import torch
 
         width = max(len(ids) for ids in prompts)
@@ -153,6 +187,12 @@ class LocalTeacher:
         cache = _preallocated_cache(model, width + params.max_new_tokens) if STATIC_KV_CACHE else None
         if cache is not None:
             kwargs["past_key_values"] = cache
+        constraint = None
+        if grammar is not None:
+            from studio.teachers.grammar import SchemaConstraint
+
+            constraint = SchemaConstraint(grammar, len(prompts))
+            kwargs["logits_processor"] = [constraint]
         if params.greedy:
             kwargs["do_sample"] = False
         else:
@@ -173,7 +213,30 @@ class LocalTeacher:
                 "or fewer max new tokens; if it keeps failing, choose another teacher model."
             ) from error
         new_tokens = output[:, width:].cpu()
-        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        ended = _ended_rows(new_tokens, _stop_ids(model, tokenizer), params.max_new_tokens)
+        how = STRUCTURED_GRAMMAR if constraint is not None else STRUCTURED_PROMPT
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [Completion(text.strip(), "stop" if done else "length", how)
+                for text, done in zip(texts, ended, strict=True)]
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for value in (getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+                  getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list | tuple):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _ended_rows(new_tokens: Any, stop_ids: set[int], max_new_tokens: int) -> list[bool]:
+    """Per row: did the model end it (a stop token, or fewer tokens than allowed), or was it cut off?"""
+    ended = []
+    for row in new_tokens.tolist():
+        ended.append(len(row) < max_new_tokens or any(token in stop_ids for token in row))
+    return ended
 
 
 def _plain_prompt(conversation: ChatMessages) -> str:

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.augment import batches
+from studio.augment import plan as plans
 from studio.augment.candidates import list_candidates
 from studio.augment.prompt_versions import get_version, list_versions, reset_to_default, save_version
 from studio.augment.strategies import DEFAULT_STYLES, STRATEGIES, STYLES, StrategyOptions, get_strategy
@@ -33,6 +34,8 @@ ROW_COLUMNS = ["id", "status", "prompt / input", "response / label", "note", "se
 PREVIEW_COLUMNS = ["status", "prompt / input", "response / label", "note", "seeds"]
 POLL_SECONDS = 1.0
 DEFAULT_STRATEGY = "few-shot"
+DEFAULT_PER_CALL = 3
+"""Few-shot rows per call: what the embedded teacher fits, with room to spare, in the default 256 tokens."""
 COMMON_LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "ja_JP", "zh_CN"]
 
 
@@ -88,6 +91,7 @@ def batches_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
 
 def _note(status: str, error: str, meta: dict[str, Any]) -> str:
     parts = [f"{k}: {v}" for k, v in meta.items() if k in ("style", "augmenter", "variant", "locale")]
+    parts += [f"{k}: {v}" for k, v in (meta.get("plan") or {}).items()]
     if error:
         parts.append(error)
     return "; ".join(parts)
@@ -149,8 +153,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                                 info=texts.GEN_STRATEGY_HELP, elem_id="gen-strategy")
             strategy_help = gr.Markdown(get_strategy(DEFAULT_STRATEGY).help, elem_id="gen-strategy-help")
             with gr.Group():
-                per_call = gr.Slider(1, 20, value=5, step=1, label=texts.GEN_PER_CALL, info=texts.GEN_PER_CALL_HELP,
-                                     elem_id="gen-per-call")
+                per_call = gr.Slider(1, 20, value=DEFAULT_PER_CALL, step=1, label=texts.GEN_PER_CALL,
+                                     info=texts.GEN_PER_CALL_HELP, elem_id="gen-per-call")
                 shots = gr.Slider(1, 10, value=5, step=1, label=texts.GEN_SHOTS, info=texts.GEN_SHOTS_HELP,
                                   elem_id="gen-shots")
                 include_synthetic = gr.Checkbox(False, label=texts.GEN_SYNTHETIC, info=texts.GEN_SYNTHETIC_HELP)
@@ -175,6 +179,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                                   elem_id="gen-teacher")
             test_btn = gr.Button(texts.GEN_TEST, size="sm", elem_id="gen-test")
             test_result = gr.Markdown("", elem_id="gen-test-result")
+            teacher_note = gr.Markdown(texts.GEN_TEACHER_SMALL, elem_id="gen-teacher-note")
             with gr.Accordion(texts.GEN_ADVANCED, open=False):
                 endpoint_model = gr.Textbox(label=texts.GEN_ENDPOINT_MODEL, info=texts.GEN_ENDPOINT_MODEL_HELP)
                 key_box = gr.Textbox(label=texts.GEN_API_KEY, info=texts.GEN_API_KEY_HELP, type="password")
@@ -189,6 +194,26 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                                        elem_id="gen-max-tokens")
                 rng_seed = gr.Number(None, label=texts.GEN_SEED, info=texts.GEN_SEED_HELP, precision=0, minimum=0,
                                      elem_id="gen-seed")
+
+    with gr.Accordion(texts.GEN_PLAN, open=False, elem_id="gen-plan") as plan_box:
+        gr.Markdown(texts.GEN_PLAN_HELP)
+        with gr.Row(equal_height=True):
+            use_plan = gr.Checkbox(False, label=texts.GEN_PLAN_USE, elem_id="gen-plan-use", scale=1)
+            plan_version = gr.Dropdown([], label=texts.GEN_PLAN_VERSION, elem_id="gen-plan-version", scale=2)
+        with gr.Row():
+            topics = gr.Textbox(label=texts.GEN_PLAN_TOPICS, info=texts.GEN_PLAN_TOPICS_HELP, lines=6, max_lines=20,
+                                placeholder=texts.GEN_PLAN_TOPICS_PLACEHOLDER, elem_id="gen-plan-topics", scale=3)
+            attributes = gr.Textbox(label=texts.GEN_PLAN_ATTRIBUTES, info=texts.GEN_PLAN_ATTRIBUTES_HELP, lines=6,
+                                    placeholder=plans.format_attributes(plans.DiversityPlan.from_dict(
+                                        {"attributes": {k: [{"value": v} for v in vs]
+                                                        for k, vs in plans.SUGGESTED_ATTRIBUTES.items()}}).attributes),
+                                    elem_id="gen-plan-attributes", scale=2)
+        with gr.Row():
+            suggest_btn = gr.Button(texts.GEN_PLAN_SUGGEST, size="sm", elem_id="gen-plan-suggest")
+            upload_btn = gr.UploadButton(texts.GEN_PLAN_UPLOAD, file_types=[".txt", ".csv", ".tsv", ".json", ".jsonl"],
+                                         size="sm", elem_id="gen-plan-upload")
+            save_plan_btn = gr.Button(texts.GEN_PLAN_SAVE, size="sm", variant="secondary", elem_id="gen-plan-save")
+        plan_status = gr.Markdown("", elem_id="gen-plan-status")
 
     with gr.Accordion(texts.GEN_PROMPT, open=False) as prompt_box:
         gr.Markdown(texts.GEN_PROMPT_HELP)
@@ -229,12 +254,14 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                      strength, locale, user_values]
     teacher_inputs = [teacher, endpoint_model, concurrency, timeout, batch_size]
     decoding_inputs = [temperature, top_p, max_tokens, rng_seed]
+    plan_inputs = [use_plan, topics, attributes]
 
     # ------------------------------------------------------------------ building requests
 
     def make_request(pid: int, count_value: Any, version_id: Any, *values: Any) -> batches.BatchRequest:
         (strat_name, n, k, synth, hint_text, style_names, custom, aug, n_copies, strength_value, loc,
-         values_text, teacher_ref, ep_model, conc, tmo, bsize, temp, topp, maxtok, seed_value) = values
+         values_text, teacher_ref, ep_model, conc, tmo, bsize, temp, topp, maxtok, seed_value,
+         plan_on, topics_text, attributes_text) = values
         strat = get_strategy(strat_name)
         custom_list = [line.strip() for line in (custom or "").splitlines() if line.strip()]
         options = StrategyOptions(n=int(n), k=int(k), include_synthetic=bool(synth), diversity_hint=hint_text or "",
@@ -247,9 +274,15 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                                  batch_size=int(bsize or 16), concurrency=int(conc or 4), timeout=float(tmo or 60))
         # Like the CLI's --seed: one number picks the seeds shown and seeds the sampling.
         seed = int(seed_value) if seed_value not in (None, "") else None
+        diversity = None
+        if plan_on and strat.uses_plan:
+            diversity = typed_plan(topics_text, attributes_text)
+            if diversity.empty:
+                raise GenerationError("The diversity plan is on but empty: add topics, or untick 'Use this plan'.")
         return batches.BatchRequest(pid, strat.name, int(count_value or 0), spec,
                                     int(version_id) if version_id and strat.uses_teacher else None, options,
-                                    GenerationParams(int(maxtok), float(temp), float(topp), seed), seed)
+                                    GenerationParams(int(maxtok), float(temp), float(topp), seed), seed,
+                                    plan=diversity)
 
     # ------------------------------------------------------------------ handlers
 
@@ -281,11 +314,22 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 gr.update(visible=show["nlpaug"]), gr.update(visible=show["copies"]),
                 gr.update(visible=show["nlpaug"]), gr.update(visible=show["swap"]), gr.update(visible=show["swap"]),
                 gr.update(visible=strat.uses_teacher), gr.update(visible=strat.uses_teacher),
-                *prompt_updates(pid, name)]
+                *prompt_updates(pid, name), gr.update(visible=strat.uses_plan)]
 
     strategy_outputs = [strategy_help, per_call, shots, include_synthetic, hint, styles, custom_styles, augmenter,
                         augmenter_help, copies, strength, locale, user_values, teacher_box, prompt_box, version,
-                        template]
+                        template, plan_box]
+
+    def plan_updates(pid: int | None, plan_id: int | None = None) -> list:
+        """use_plan, plan_version, topics, attributes for the project's newest (or the chosen) plan."""
+        saved = plans.list_plans(ws, pid) if pid is not None else []
+        if not saved:
+            return [False, gr.update(choices=[], value=None), "", ""]
+        chosen = next((v for v in saved if v.id == plan_id), saved[0])
+        return [True, gr.update(choices=[(v.label, v.id) for v in saved], value=chosen.id),
+                plans.format_values(chosen.plan.topics), plans.format_attributes(chosen.plan.attributes)]
+
+    plan_outputs = [use_plan, plan_version, topics, attributes]
 
     def batch_view(pid: int | None, batch_id: int | None) -> list:
         b = None
@@ -306,7 +350,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     def refresh(pid: int | None) -> list:
         if pid is None:
             return [None, None, gr.update(choices=[], value=None), *prompt_updates(None, DEFAULT_STRATEGY),
-                    *batch_view(None, None), gr.update(visible=False), DEFAULT_STRATEGY]
+                    *batch_view(None, None), gr.update(visible=False), DEFAULT_STRATEGY, *plan_updates(None)]
         p = get_project(ws, pid)
         ref = p.teacher_ref or DEFAULT_TEACHER
         newest = batches.list_batches(ws, pid)
@@ -314,10 +358,50 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         # The strategy goes back to the default with the project, so the prompt shown is always its own.
         return [selected, None, gr.update(choices=_teacher_choices(ws, pid, ref), value=ref),
                 *prompt_updates(pid, DEFAULT_STRATEGY), *batch_view(pid, selected), gr.update(visible=False),
-                DEFAULT_STRATEGY]
+                DEFAULT_STRATEGY, *plan_updates(pid)]
 
     refresh_outputs = [selected_batch, preview_state, teacher, version, template, *view_outputs, preview_box,
-                       strategy]
+                       strategy, *plan_outputs]
+
+    def on_plan_version(pid: int | None, plan_id: int | None) -> list:
+        if pid is None or plan_id is None:
+            return [gr.update()] * 2
+        chosen = plans.get_plan(ws, int(plan_id))
+        return [plans.format_values(chosen.plan.topics), plans.format_attributes(chosen.plan.attributes)]
+
+    def on_save_plan(pid: int | None, topics_text: str, attributes_text: str) -> list:
+        pid = require_project(pid)
+        try:
+            v = plans.save_plan(ws, pid, typed_plan(topics_text, attributes_text))
+        except StudioError as exc:
+            raise fail(exc) from None
+        return [*plan_updates(pid, v.id), f"Saved plan {v.label}: {len(v.plan.topics)} topics, "
+                f"{len(v.plan.attributes)} things to vary."]
+
+    def on_upload_topics(file: Any, topics_text: str) -> list:
+        if file is None:
+            return [gr.update(), ""]
+        path = getattr(file, "name", file)
+        try:
+            found = plans.read_topic_file(path)
+            merged = merge_topics(topics_text, [plans.format_values([v]) for v in found])
+        except StudioError as exc:
+            raise fail(exc) from None
+        return [merged, f"Added {len(found)} topics from the file."]
+
+    def on_suggest(pid: int | None, key: str, topics_text: str, *teacher_values: Any) -> list:
+        pid = require_project(pid)
+        ref, ep_model, conc, tmo, bsize = teacher_values
+        try:
+            spec = parse_teacher(ref or DEFAULT_TEACHER, model=ep_model or "", batch_size=int(bsize or 16),
+                                 concurrency=int(conc or 4), timeout=float(tmo or 60))
+            from studio.teachers.spec import build_teacher
+
+            found = plans.propose_topics(ws, pid, build_teacher(ws, spec, api_key=key or None))
+        except StudioError as exc:
+            raise fail(exc) from None
+        return [merge_topics(topics_text, found), True,
+                f"The teacher suggested {len(found)} topics; edit or delete any, then save or start a batch."]
 
     def on_teacher(pid: int | None, ref: str | None, ep_model: str) -> str:
         if pid is None or not ref:
@@ -437,7 +521,12 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     save_prompt.click(on_save_prompt, [current, strategy, template, prompt_note, version],
                       [version, template, prompt_note])
     reset_prompt.click(on_reset_prompt, [current, strategy], [version, template, prompt_note])
-    all_values = [*option_inputs, *teacher_inputs, *decoding_inputs]
+    all_values = [*option_inputs, *teacher_inputs, *decoding_inputs, *plan_inputs]
+    plan_version.input(on_plan_version, [current, plan_version], [topics, attributes])
+    save_plan_btn.click(on_save_plan, [current, topics, attributes], [*plan_outputs, plan_status])
+    upload_btn.upload(on_upload_topics, [upload_btn, topics], [topics, plan_status])
+    suggest_btn.click(on_suggest, [current, api_key, topics, *teacher_inputs], [topics, use_plan, plan_status])
+    teacher.change(lambda ref: gr.update(visible=(ref or DEFAULT_TEACHER) == DEFAULT_TEACHER), teacher, teacher_note)
     preview_btn.click(on_preview, [current, api_key, version, *all_values],
                       [preview_state, preview_box, preview_table, keep_btn])
     keep_btn.click(on_keep, [current, preview_state], [preview_state, preview_box, selected_batch, *view_outputs])
@@ -450,6 +539,22 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     timer.tick(batch_view, [current, selected_batch], view_outputs)
 
     return TabHandle(refresh, refresh_outputs)
+
+
+def typed_plan(topics_text: str, attributes_text: str) -> plans.DiversityPlan:
+    """The plan as typed in the two boxes (GenerationError naming the line when a line cannot be read)."""
+    return plans.DiversityPlan(plans.parse_values(topics_text or ""), plans.parse_attributes(attributes_text or ""))
+
+
+def merge_topics(current: str, new: list[str]) -> str:
+    """The box's topics, then the new ones it does not hold yet (compared without case and weight)."""
+    lines = [line for line in (current or "").splitlines() if line.strip()]
+    have = {line.split("|")[0].strip().lower() for line in lines}
+    for topic in new:
+        if topic.split("|")[0].strip().lower() not in have:
+            lines.append(topic)
+            have.add(topic.split("|")[0].strip().lower())
+    return "\n".join(lines)
 
 
 def candidate_json(ws: Workspace, candidate_id: int) -> str:

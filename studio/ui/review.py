@@ -1,4 +1,4 @@
-"""Review tab: automatic filters, judge scores, the diversity report, the sample review and the gate.
+"""Review tab: automatic filters, judge scores, the diversity report, the data profile, the sample review and the gate.
 
 Every verdict is written the moment it is given (studio.review.verdicts appends a row); this tab keeps
 only the reviewer's place in the sample, so a reload, a second tab or a restart shows the same truth.
@@ -21,6 +21,7 @@ from studio.augment.strategies import get_strategy
 from studio.data.formats import FORMATS, FieldValues, summary_text
 from studio.errors import StudioError
 from studio.ui import texts
+from studio.ui.profile_plots import profile_views
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 from studio.workspace.projects import get_project
@@ -93,7 +94,7 @@ def _filter_choices() -> list[tuple[str, str]]:
 
 
 def _filter_config(enabled: list[str] | None, near: float, semantic: float, seed: float, min_words: Any,
-                   max_words: Any) -> Any:
+                   max_words: Any, fidelity: float | None = None) -> Any:
     from studio.quality.filters import FilterConfig
 
     config = FilterConfig()
@@ -104,8 +105,19 @@ def _filter_config(enabled: list[str] | None, near: float, semantic: float, seed
     config.seed_overlap_threshold = float(seed)
     config.min_words = int(min_words or 0)
     config.max_words = int(max_words or 0)
+    if fidelity is not None:
+        config.fidelity_threshold = float(fidelity)
     config.check()
     return config
+
+
+def _threshold_slider(field: str, low: float, high: float, **kwargs: Any) -> gr.Slider:
+    """A slider for a filter threshold, titled, explained and defaulted from its ThresholdInfo."""
+    from studio.quality.filters import THRESHOLDS, FilterConfig
+
+    info = THRESHOLDS[field]
+    return gr.Slider(low, high, value=getattr(FilterConfig(), field), step=0.01, label=info.title, info=info.help,
+                     **kwargs)
 
 
 def filter_summary_md(report: Any, *, applied: bool) -> str:
@@ -313,6 +325,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
                                      info=texts.REV_SEMANTIC_HELP)
                 seed_overlap = gr.Slider(0.3, 1.0, value=0.7, step=0.01, label=texts.REV_SEED,
                                          info=texts.REV_SEED_HELP)
+                fidelity = _threshold_slider("fidelity_threshold", 0.1, 1.0, elem_id="rev-fidelity")
                 with gr.Row():
                     min_words = gr.Number(3, label=texts.REV_MIN_WORDS, precision=0, minimum=1)
                     max_words = gr.Number(150, label=texts.REV_MAX_WORDS, precision=0, minimum=1)
@@ -337,6 +350,21 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         with gr.Row():
             map_plot = gr.HTML("", elem_id="rev-map")
             hist_plot = gr.HTML("", elem_id="rev-hist")
+
+    # Drawn when opened and, while open, for each batch picked: never at app start.
+    profile_open = gr.State(False)
+    with gr.Accordion(texts.REV_PROFILE, open=False, elem_id="review-profile") as profile_box:
+        gr.Markdown(texts.REV_PROFILE_HELP)
+        with gr.Row(equal_height=True):
+            profile_embed = gr.Checkbox(False, label=texts.REV_PROFILE_EMBED, elem_id="review-profile-embed")
+            profile_btn = gr.Button(texts.REV_PROFILE_RUN, size="sm", elem_id="review-profile-run")
+        profile_summary = gr.Markdown("", elem_id="review-profile-summary")
+        with gr.Row():
+            profile_status = gr.HTML("", elem_id="review-profile-status")
+            profile_coverage = gr.HTML("", elem_id="review-profile-coverage")
+        with gr.Row():
+            profile_lengths = gr.HTML("", elem_id="review-profile-lengths")
+            profile_novelty = gr.HTML("", elem_id="review-profile-novelty")
 
     # 2 · sample review
     gr.Markdown(f"### {texts.REV_SAMPLE}\n{texts.REV_SAMPLE_HELP}")
@@ -522,6 +550,25 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             raise fail(exc) from None
         return [diversity_md(report), map_html(report), hist_html(report)]
 
+    profile_outputs = [profile_summary, profile_status, profile_lengths, profile_coverage, profile_novelty]
+
+    def on_profile(pid: int | None, batch_id: Any, semantic: bool) -> list:
+        b = _batch(ws, require_project(pid), batch_id)
+        if b is None:
+            raise gr.Error("Pick a batch first.")
+        from studio.quality.profile import available_embed, batch_profile
+
+        try:
+            return profile_views(batch_profile(ws, b.id, embed=available_embed(ws) if semantic else None))
+        except StudioError as exc:
+            raise fail(exc) from None
+
+    def profile_if_open(pid: int | None, batch_id: Any, is_open: bool, semantic: bool) -> list:
+        """After a batch is picked: redraw the profile if the section is open, else clear it (stale otherwise)."""
+        if not is_open or _batch(ws, pid, batch_id) is None:
+            return [""] * len(profile_outputs)
+        return on_profile(pid, batch_id, semantic)
+
     def on_draw(pid: int | None, batch_id: Any, who: str, frac: float, msize: Any, thr: float, mrev: Any) -> list:
         b = _batch(ws, require_project(pid), batch_id)
         if b is None:
@@ -685,8 +732,14 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
 
     # ------------------------------------------------------------------ wiring
 
-    filter_values = [enabled, near, semantic, seed_overlap, min_words, max_words]
-    batch.change(on_batch, [current, batch, reviewer, *gate_inputs], [*view_outputs, revision_box, diversity_summary])
+    filter_values = [enabled, near, semantic, seed_overlap, min_words, max_words, fidelity]
+    batch.change(on_batch, [current, batch, reviewer, *gate_inputs], [*view_outputs, revision_box, diversity_summary]
+                 ).then(profile_if_open, [current, batch, profile_open, profile_embed], profile_outputs,
+                        show_progress="minimal")
+    profile_box.expand(lambda: True, None, profile_open, api_name=False, show_progress="hidden").then(
+        profile_if_open, [current, batch, profile_open, profile_embed], profile_outputs, api_name=False)
+    profile_box.collapse(lambda: False, None, profile_open, api_name=False, show_progress="hidden")
+    profile_btn.click(on_profile, [current, batch, profile_embed], profile_outputs)
     reload_btn.click(view, [current, batch, reviewer, position, *gate_inputs], view_outputs)
     preview_btn.click(lambda pid, b, *v: on_filters(pid, b, False, *v), [current, batch, *filter_values],
                       [filter_summary, marked])
