@@ -1,4 +1,4 @@
-"""Small inline-SVG charts: loss curves, the seeds-vs-synthetic map, histograms.
+"""Small inline-SVG charts: loss curves, the seeds-vs-synthetic map, histograms, vertical and horizontal bars.
 
 Why not gr.LinePlot / ScatterPlot / BarPlot: in Gradio 6.31 their marks are not drawn at all once a
 `color` column is set (axes only, in Chromium), and a chart whose lines are missing is worse than none.
@@ -9,14 +9,62 @@ Every text is escaped; generated rows are data, never markup.
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Sequence
 
 PALETTE = ("#059669", "#2563eb", "#d97706", "#db2777", "#7c3aed", "#0891b2")
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 260, 56, 16, 16, 36
+CHAR_W = 6.4  # a generous guess at one narrow character of an 11px tick label, in viewBox units
+LABEL_CHARS = 32  # a horizontal bar chart's category labels are cut (with "…") beyond about this many characters
 
 
 def _esc(text: object) -> str:
     return html.escape(str(text))
+
+
+def _text_width(text: str) -> float:
+    """Estimated width of a tick label: wide (CJK) characters count twice."""
+    return sum(CHAR_W * (2 if unicodedata.east_asian_width(c) in "WF" else 1) for c in text)
+
+
+def _cut(text: str, width: float) -> str:
+    """`text`, cut with "…" so that it fits `width` (estimated)."""
+    if _text_width(text) <= width:
+        return text
+    out, used = "", _text_width("…")
+    for c in text:
+        used += _text_width(c)
+        if used > width:
+            break
+        out += c
+    return out.rstrip() + "…"
+
+
+def _fit_lines(text: str, width: float, lines: int = 2) -> list[str]:
+    """`text` wrapped at spaces into at most `lines` lines of `width`; the last one cut with "…" if need be."""
+    if _text_width(text) <= width:
+        return [text]
+    out: list[str] = []
+    words = text.split()
+    while words and len(out) < lines - 1:
+        line = words.pop(0)
+        while words and _text_width(f"{line} {words[0]}") <= width:
+            line = f"{line} {words.pop(0)}"
+        if _text_width(line) > width:  # one word longer than the line: cut it, drop the rest
+            return [*out, _cut(line + (" " + " ".join(words) if words else ""), width)]
+        out.append(line)
+    return out + ([_cut(" ".join(words), width)] if words else [])
+
+
+def _label(x: float, y: float, text: str, lines: list[str], anchor: str) -> str:
+    """A category label (one or more lines); when shortened, the full text is its hover title."""
+    shortened = " ".join(lines) != " ".join(text.split())
+    tip = f"<title>{_esc(text)}</title>" if shortened else ""
+    if len(lines) == 1:
+        return f"<text x='{x:.1f}' y='{y:.1f}' text-anchor='{anchor}' class='chart-tick'>{tip}{_esc(lines[0])}</text>"
+    spans = "".join(f"<tspan x='{x:.1f}' dy='{0 if i == 0 else 12}'>{_esc(line)}</tspan>"
+                    for i, line in enumerate(lines))
+    return f"<text x='{x:.1f}' y='{y:.1f}' text-anchor='{anchor}' class='chart-tick'>{tip}{spans}</text>"
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -68,10 +116,13 @@ def _legend(names: Sequence[str]) -> str:
     return f"<div class='chart-legend'>{items}</div>"
 
 
-def _wrap(kind: str, title: str, body: list[str], names: Sequence[str], points: int) -> str:
+def _wrap(kind: str, title: str, body: list[str], names: Sequence[str], points: int, *, height: float = H,
+          svg_class: str = "") -> str:
+    css = f" class='{svg_class}'" if svg_class else ""
     return (f"<figure class='chart' data-chart='{kind}' data-points='{points}'>"
             f"<figcaption>{_esc(title)}</figcaption>{_legend(names)}"
-            f"<svg viewBox='0 0 {W} {H}' role='img' aria-label='{_esc(title)}'>{''.join(body)}</svg></figure>")
+            f"<svg{css} viewBox='0 0 {W} {height:g}' role='img' aria-label='{_esc(title)}'>{''.join(body)}</svg>"
+            "</figure>")
 
 
 def empty(title: str, message: str) -> str:
@@ -187,8 +238,9 @@ def bar_chart(groups: dict[str, dict[str, float | None]], *, title: str, y_label
     zero = _sy(min(max(0.0, bottom), top), bottom, top)
     count = 0
     for g_index, (group, vals) in enumerate(groups.items()):
-        body.append(f"<text x='{PAD_L + (g_index + 0.5) * slot:.1f}' y='{H - PAD_B + 16}' text-anchor='middle' "
-                    f"class='chart-tick'>{_esc(group)}</text>")
+        # Each label keeps to its own slot (two lines at most, then "…"), so neighbours never overlap.
+        body.append(_label(PAD_L + (g_index + 0.5) * slot, H - PAD_B + 14, str(group),
+                           _fit_lines(str(group), slot - 6), "middle"))
         for s_index, name in enumerate(names):
             value = vals.get(name)
             if value is None:
@@ -202,3 +254,55 @@ def bar_chart(groups: dict[str, dict[str, float | None]], *, title: str, y_label
     body.append(f"<text x='12' y='{(PAD_T + H - PAD_B) / 2}' text-anchor='middle' class='chart-label' "
                 f"transform='rotate(-90 12 {(PAD_T + H - PAD_B) / 2})'>{_esc(y_label)}</text>")
     return _wrap("bar", title, body, names, count)
+
+
+def hbar_chart(groups: dict[str, dict[str, float | None]], *, title: str, x_label: str = "",
+               lo: float | None = None, hi: float | None = None, empty_message: str = "Nothing to chart yet.") -> str:
+    """Grouped horizontal bars: one row per category, its label on the left, one coloured bar per series.
+
+    For many or long category names (plan topics are user text): a label gets up to ~32 characters (cut with
+    "…", the full text in its hover title) and the chart grows one row per category, so labels never overlap.
+    Same input as `bar_chart` (category -> {series: value}); bars start at zero, `lo` / `hi` fix the axis.
+    """
+    values = [float(v) for g in groups.values() for v in g.values() if v is not None]
+    if not values:
+        return empty(title, empty_message)
+    names = list(dict.fromkeys(n for g in groups.values() for n, v in g.items() if v is not None))
+    bottom = min(min(values), 0.0) if lo is None else lo
+    top = (max(max(values), 0.0) or 1.0) if hi is None else hi
+    top = top if top > bottom else bottom + 1.0
+    labels = {g: _cut(str(g), LABEL_CHARS * CHAR_W) for g in groups}
+    left = min(max(max(_text_width(t) for t in labels.values()) + 14, 48.0), W / 2)
+    right = W - PAD_R
+    bar = 10.0 if len(names) > 1 else 14.0
+    slot = bar * len(names) + 10
+    plot_bottom = PAD_T + slot * len(groups)
+    height = plot_bottom + PAD_B
+
+    def sx(v: float) -> float:
+        return left + (min(max(v, bottom), top) - bottom) / (top - bottom) * (right - left)
+
+    body = [f"<rect x='{left:.1f}' y='{PAD_T}' width='{right - left:.1f}' height='{plot_bottom - PAD_T:g}' "
+            "fill='none' stroke='#cbd5e1'/>"]
+    for t in _ticks(bottom, top):
+        x = sx(t)
+        body.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{PAD_T}' y2='{plot_bottom:g}' stroke='#eef2f7'/>"
+                    f"<text x='{x:.1f}' y='{plot_bottom + 16:g}' text-anchor='middle' class='chart-tick'>"
+                    f"{_fmt(t, top - bottom)}</text>")
+    zero = sx(0.0)
+    count = 0
+    for g_index, (group, vals) in enumerate(groups.items()):
+        y0 = PAD_T + g_index * slot
+        body.append(_label(left - 6, y0 + slot / 2 + 4, str(group), [labels[group]], "end"))
+        for s_index, name in enumerate(names):
+            value = vals.get(name)
+            if value is None:
+                continue
+            x = sx(float(value))
+            body.append(f"<rect x='{min(x, zero):.1f}' y='{y0 + 5 + s_index * bar:.1f}' width='{abs(x - zero):.1f}' "
+                        f"height='{bar:g}' fill='{PALETTE[s_index % len(PALETTE)]}' data-series='{_esc(name)}'>"
+                        f"<title>{_esc(group)} · {_esc(name)}: {float(value):.4g}</title></rect>")
+            count += 1
+    body.append(f"<text x='{(left + right) / 2:.1f}' y='{height - 4:g}' text-anchor='middle' class='chart-label'>"
+                f"{_esc(x_label)}</text>")
+    return _wrap("bar", title, body, names, count, height=height, svg_class="chart-hbar")

@@ -64,7 +64,7 @@ def test_plan_topics_generate_and_see_the_profile(running_app, tmp_path) -> None
         page.get_by_text("Data profile of this batch").click()
         coverage = page.locator("#review-profile-coverage")
         expect(coverage).to_contain_text("Plan coverage: topic")
-        expect(coverage).to_contain_text("refund for a late")  # the axis label is cut at 18 characters
+        expect(coverage).to_contain_text("refund for a late")  # labels of up to ~32 characters are shown whole
         expect(coverage.locator("[data-series='planned']").first).to_be_attached()
         expect(coverage.locator("[data-series='observed']").first).to_be_attached()
         expect(page.locator("#review-profile-status")).to_contain_text("ok")

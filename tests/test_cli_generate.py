@@ -110,3 +110,27 @@ def test_augmenters_say_which_work_here(home: Path) -> None:
     assert listed["keyboard"]["available"] and listed["split"]["available"]
     if not listed["wordnet_synonym"]["available"]:
         assert "WordNet" in listed["wordnet_synonym"]["reason"]
+
+
+def test_plan_from_the_command_line(home: Path, tmp_path: Path) -> None:
+    topics = tmp_path / "topics.txt"
+    topics.write_text("garden ponds\ntax forms | 2\n", encoding="utf-8")
+    saved = run(home, "plan", "save", "--topics-file", str(topics), "--topic", "bird songs",
+                "--vary", "difficulty: easy, hard | 3", "--note", "from the CLI", "--json")
+    assert saved.returncode == 0, saved.stderr
+    plan = json.loads(saved.stdout)
+    assert [t["value"] for t in plan["plan"]["topics"]] == ["bird songs", "garden ponds", "tax forms"]
+    assert plan["plan"]["attributes"]["difficulty"][1] == {"value": "hard", "weight": 3.0}
+    assert "bird songs" in run(home, "plan", "show", str(plan["id"])).stdout
+    bad = run(home, "plan", "save", "--vary", "difficulty easy")
+    assert bad.returncode == 2 and "name: value" in bad.stderr
+    with ScriptedLLM() as llm:
+        done = run(home, "generate", "--strategy", "few-shot", "--count", "4", "--per-call", "2", "--plan",
+                   str(plan["id"]), "--teacher", llm.url, "--teacher-model", llm.model, "--json")
+    assert done.returncode == 0, done.stderr
+    batch = json.loads(done.stdout)
+    assert batch["params"]["plan_id"] == plan["id"] and batch["rows_ok"] == 4
+    rows = json.loads(run(home, "candidates", "list", "--batch", str(batch["id"]), "--json").stdout)
+    assert all(r["provenance"]["meta"]["plan"]["topic"] in ("bird songs", "garden ponds", "tax forms") for r in rows)
+    profile = json.loads(run(home, "batches", "profile", str(batch["id"]), "--json").stdout)
+    assert profile["coverage"]

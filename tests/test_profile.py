@@ -9,6 +9,7 @@ tiny deterministic bag-of-words embedding.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import zlib
 from pathlib import Path
@@ -344,3 +345,47 @@ def test_review_tab_plots(wsp: Workspace, tmp_path: Path) -> None:
     assert "<img" not in views and "&lt;img" in views
     plain = review.profile_views(prof.batch_profile(wsp, add_batch(wsp, pid, [ROWS[1]])))
     assert "data-chart='empty'" in plain[3] and texts.REV_PROFILE_NO_PLAN in plain[3]
+
+
+def test_coverage_chart_labels_never_overlap() -> None:
+    """12 planned topics: one readable label per row, long ones cut with "…" (full text as hover title), escaped."""
+    import xml.etree.ElementTree as ET
+    from types import SimpleNamespace
+
+    from studio import charts
+    from studio.ui import profile_plots
+
+    long = "cancelling a subscription before the renewal date passes"
+    topics = ["refund for a late order", long, "<script>alert(1)</script>", *(f"topic number {i}" for i in range(9))]
+    dim = {"name": "topic", "covered": 3, "planned": 12, "off_plan": [],
+           "values": [{"value": t, "expected_share": 1 / 12, "share": 1 / 3 if i < 3 else 0.0}
+                      for i, t in enumerate(topics)]}
+    page = profile_plots.profile_coverage_html(SimpleNamespace(coverage={"planned": True, "dimensions": [dim]}))
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "figure class='chart' data-chart='bar'" in page and page.count("data-series='observed'") == 12
+
+    svg = ET.fromstring(f"<root>{page}</root>").find(".//svg")
+    assert svg is not None
+    labels = [t for t in svg.iter("text") if t.get("text-anchor") == "end"]  # the category labels, left
+    shown = ["".join(t.itertext()).removeprefix(t.findtext("title") or "") for t in labels]
+    assert len(labels) == 12 and shown[0] == "refund for a late order" and shown[2] == "<script>alert(1)</script>"
+    cut = labels[1]
+    assert shown[1].endswith("…") and long.startswith(shown[1][:-1]) and len(shown[1]) <= 33
+    assert cut.findtext("title") == long
+    ys = sorted(float(t.get("y", 0)) for t in labels)
+    assert all(b - a >= 14 for a, b in itertools.pairwise(ys))  # an 11px label each, never overlapping
+    height = float(svg.get("viewBox", "").split()[3])
+    assert ys[-1] < height - 20  # the chart grew to hold every row, above the value axis
+    few = charts.hbar_chart({"a": {"n": 1.0}, "b": {"n": 2.0}}, title="few")
+    assert f"viewBox='0 0 {charts.W} " in few and "data-chart='bar' data-points='2'" in few
+    assert float(few.split("viewBox='0 0 ")[1].split()[1].rstrip("'")) < height
+
+
+def test_vertical_bar_labels_fit_their_slot() -> None:
+    from studio import charts
+
+    page = charts.bar_chart({f"a rather long category name {i}": {"v": float(i)} for i in range(10)}, title="t")
+    slot = (charts.W - charts.PAD_L - charts.PAD_R) / 10
+    lines = [s.split(">", 1)[1].split("<")[0] for s in page.split("<tspan ")[1:]]
+    assert lines and all(charts._text_width(line) <= slot - 6 for line in lines)
+    assert "<title>a rather long category name 3</title>" in page

@@ -190,26 +190,27 @@ def test_embedded_teacher_gives_valid_answers_for_every_strategy_and_the_judge(
     # The session's converted copy of the embedded model, by folder (converting again per test costs 20 s).
     spec = parse_teacher(str(converted_chat_model), batch_size=4)
     teacher = Recording(LocalTeacher(str(converted_chat_model), ws.models_dir, batch_size=4))
+    # Small batches (one or two teacher calls each): the suite's time is precious, and a call's validity does
+    # not depend on how many others there are. Sampling is seeded, so the run is the same every time.
     cases = {"few-shot": dict(n=2, k=3), "instruction-expansion": dict(n=2), "instruction-refinement": {},
              "response-expansion": dict(styles=["formal", "casual"])}
     last = None
     for strategy, options in cases.items():
         before = len(teacher.calls)
-        req = request(pid, strategy, 4, spec, max_new_tokens=192, **options)
+        req = request(pid, strategy, 2, spec, max_new_tokens=160, **options)
         b = batches.run_batch(ws, batches.plan_batch(ws, req).id, teacher=teacher)
         calls = teacher.calls[before:]
         valid = sum(schema_valid(s, t) for s, t in calls if s is not None)
-        assert all(s is not None for s, _ in calls)
+        assert calls and all(s is not None for s, _ in calls)
         assert valid >= 0.95 * len(calls), (strategy, [t for s, t in calls if not schema_valid(s, t)])
-        assert b.state == "done" and b.rows_ok >= 4, (strategy, b.job.message)
+        assert b.state == "done" and b.rows_ok >= 2, (strategy, b.job.message)
         assert b.teacher["served"]["structured"] == "grammar"
         last = b
-    assert get_strategy("few-shot").answer_schema  # every teacher strategy declared one (asserted above)
     before = len(teacher.calls)
-    summary = judge_batch(ws, last.id, spec, teacher=teacher, only_passing=False, limit=4,
+    summary = judge_batch(ws, last.id, spec, teacher=teacher, only_passing=False, limit=2,
                           params=GenerationParams(max_new_tokens=96, temperature=0.0))
     calls = teacher.calls[before:]
-    assert summary.judged == len(calls) == 4 and all(schema_valid(s, t) for s, t in calls)
+    assert summary.judged == len(calls) == 2 and all(schema_valid(s, t) for s, t in calls)
 
 
 def test_strategy_schemas_follow_the_seeds_they_show() -> None:

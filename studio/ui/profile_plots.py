@@ -28,9 +28,10 @@ def profile_status_html(p: Any) -> str:
     groups: dict[str, dict[str, float | None]] = {k: {"rows": float(p.by_status.get(k, 0))}
                                                  for k in ("ok", "partial", "failed")}
     groups.update({k: {"rows": float(v)} for k, v in p.by_outcome.items()})
-    chart = charts.bar_chart(groups, title=texts.REV_PROFILE_STATUS, y_label="rows",
-                             empty_message="No rows yet.") if p.rows else charts.empty(texts.REV_PROFILE_STATUS,
-                                                                                      "No rows yet.")
+    # Horizontal bars: under vertical ones, "passed filters", "marked by a filter", "not filtered" overlapped.
+    chart = charts.hbar_chart(groups, title=texts.REV_PROFILE_STATUS, x_label="rows",
+                              empty_message="No rows yet.") if p.rows else charts.empty(texts.REV_PROFILE_STATUS,
+                                                                                       "No rows yet.")
     return _with_note(texts.REV_PROFILE_STATUS_NOTE, chart)
 
 
@@ -44,10 +45,12 @@ def profile_lengths_html(p: Any) -> str:
 
 
 def _coverage_groups(dim: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Planned vs observed share (%) per planned value, the largest planned first; overflow in one group."""
+    """Planned vs observed share (%) per planned value, the largest planned first; overflow in one group.
+
+    Keys are the full values (the chart cuts long labels and keeps the full text as their hover title)."""
     values = sorted(dim["values"], key=lambda v: -v["expected_share"])
     shown, rest = values[:PROFILE_MAX_BARS], values[PROFILE_MAX_BARS:]
-    groups = {str(v["value"])[:18]: {"planned": 100 * v["expected_share"], "observed": 100 * v["share"]}
+    groups = {str(v["value"]): {"planned": 100 * v["expected_share"], "observed": 100 * v["share"]}
               for v in shown}
     if rest:
         groups[f"{len(rest)} more"] = {"planned": 100 * sum(v["expected_share"] for v in rest),
@@ -63,8 +66,8 @@ def profile_coverage_html(p: Any) -> str:
     if not coverage.get("planned"):
         return _with_note(texts.REV_PROFILE_COVERAGE_NOTE, charts.empty(texts.REV_PROFILE_COVERAGE,
                                                                        texts.REV_PROFILE_NO_PLAN))
-    figures = [charts.bar_chart(_coverage_groups(d), title=f"{texts.REV_PROFILE_COVERAGE}: {d['name']} "
-                                f"({d['covered']} of {d['planned']} values appear)", y_label="% of rows", lo=0)
+    figures = [charts.hbar_chart(_coverage_groups(d), title=f"{texts.REV_PROFILE_COVERAGE}: {d['name']} "
+                                 f"({d['covered']} of {d['planned']} values appear)", x_label="% of rows", lo=0)
                for d in coverage["dimensions"]]
     return _with_note(texts.REV_PROFILE_COVERAGE_NOTE, "".join(figures))
 
