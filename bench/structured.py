@@ -66,14 +66,15 @@ def run(teacher: LocalTeacher, name: str, pool: list[Example], calls: int, param
     strategy, options = get_strategy(name), STRATEGIES[name]
     template = default_template(strategy.template_name)
     units = [strategy.unit_examples(i, pool, options, 7) for i in range(calls)]
-    draws = [plan.sample(7, i) if plan else {} for i in range(calls)]
+    per_unit = strategy.expected_rows(options)
+    draws = [plan.sample_items(7, i, per_unit) if plan else [] for i in range(calls)]
     conversations = [strategy.conversation(unit_prompt(strategy, template, ex, options, TASK, d))
                      for ex, d in zip(units, draws, strict=True)]
-    schema = strategy.answer_schema(units[0], options, params.max_new_tokens)
+    schemas = [strategy.answer_schema(ex, options, params.max_new_tokens) for ex in units]
     start = time.perf_counter()
-    texts = teacher.generate(conversations, params, schema=schema if constrained else None)
+    texts = teacher.generate(conversations, params, schema=schemas if constrained else None)
     seconds = time.perf_counter() - start
-    valid = sum(schema_valid(schema, t) for t in texts)
+    valid = sum(schema_valid(schema, t) for schema, t in zip(schemas, texts, strict=True))
     rows = [r for ex, t in zip(units, texts, strict=True) for r in strategy.parse(t, ex, options) if r.usable]
     per_min = len(rows) / seconds * 60
     return {"strategy": name, "constrained": constrained, "calls": calls, "valid": valid, "usable_rows": len(rows),

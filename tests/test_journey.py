@@ -70,8 +70,8 @@ def test_seeds_to_published_adapter_in_the_browser(converted_chat_model: Path, m
                 page.get_by_role("button", name="Import 120 seeds").click()
                 expect(page.locator("#seed-count")).to_contain_text("120 seeds")
 
-                # 2 · a small batch from the embedded teacher: new phrasings of the seeds' instructions (a 135M
-                # model cannot write the JSON lists few-shot generation asks for)
+                # 2 · a small batch from the embedded teacher: new phrasings of the seeds' instructions, decoded
+                # under the strategy's JSON schema (each seed's own answer is kept, so the rows stay sound)
                 page.get_by_role("tab", name="Generate").click()
                 expect(page.locator("#gen-progress")).to_contain_text("No batch yet")
                 page.locator("#gen-strategy").get_by_text("Instruction expansion").click()

@@ -132,6 +132,9 @@ def test_plan_text_parsing_and_weighted_draws(tmp_path: Path) -> None:
     assert plan.sample(5, 3) == plan.sample(5, 3)  # a resumed unit draws the same values
     draws = Counter(plan.sample(5, i)["topic"] for i in range(2000))
     assert 2.5 < draws["lost parcel"] / draws["late delivery"] < 3.5
+    # The rows of one call get different topics while there are enough, then a new round.
+    assert sorted(d["topic"] for d in plan.sample_items(5, 0, 2)) == ["late delivery", "lost parcel"]
+    assert Counter(d["topic"] for d in plan.sample_items(5, 0, 4)) == {"late delivery": 2, "lost parcel": 2}
 
 
 def test_a_plan_reaches_the_prompt_the_rows_and_the_batch(ws: Workspace, pid: int) -> None:
@@ -175,7 +178,7 @@ class Recording:
 
     def generate(self, conversations: list[Any], params: GenerationParams, *, schema: Any = None) -> list[str]:
         texts = self.inner.generate(conversations, params, schema=schema)
-        self.calls.extend((schema, t) for t in texts)
+        self.calls.extend((schema[i] if isinstance(schema, list) else schema, t) for i, t in enumerate(texts))
         return texts
 
     def describe(self) -> dict[str, Any]:
@@ -219,7 +222,7 @@ def test_strategy_schemas_follow_the_seeds_they_show() -> None:
 
     short = Example(1, SeedFormat.ALPACA, {"instruction": "Name a fruit.", "input": "", "output": "An apple."})
     expansion = get_strategy("instruction-expansion").answer_schema([short], StrategyOptions(n=3), 512)
-    assert expansion["items"]["maxLength"] == 80  # a rewording of a short request stays short
+    assert expansion["items"]["maxLength"] == 80  # a rewording of a short request stays short (80: a cap step)
     few = get_strategy("few-shot").answer_schema([short, short], StrategyOptions(n=2), 512)
     assert few["items"]["properties"]["output"]["maxLength"] == 60
     labels = [Example(i, SeedFormat.CLASSIFICATION, {"text": t, "label": lab})

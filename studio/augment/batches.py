@@ -422,7 +422,9 @@ def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], optio
     if not strategy.uses_teacher:
         return [(i, ex, strategy.run_offline(ex, options, _unit_seed(rng_seed, i))) for i, ex in units]
     assert teacher is not None
-    draws = {i: plan.sample(rng_seed, i) if plan is not None and strategy.uses_plan else {} for i, _ in units}
+    per_unit = max(1, strategy.expected_rows(options))
+    draws = {i: plan.sample_items(rng_seed, i, per_unit) if plan is not None and strategy.uses_plan else []
+             for i, _ in units}
     conversations = [strategy.conversation(unit_prompt(strategy, template, ex, options, task, draws[i]))
                      for i, ex in units]
     # One sampling seed per step, derived from the batch seed and the first unit: reproducible, yet
@@ -439,11 +441,12 @@ def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], optio
 
             rows = [failed_row(ex[0].format, text or "", f"Parser error: {error}")]
         cut_off = finish_reason(text) == "length"
-        for row in rows:
+        for position, row in enumerate(rows):
             row.raw_output = text or ""
             row.meta["structured"] = structured_by(text)
-            if draws[i]:
-                row.meta["plan"] = draws[i]
+            if draws[i] and row.usable:
+                item = row.meta.get("item", position)  # the answer item the row came from
+                row.meta["plan"] = draws[i][item % len(draws[i])]
             if cut_off:
                 _mark_cut_off(row, gen.max_new_tokens)
         out.append((i, ex, rows))
@@ -451,29 +454,23 @@ def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], optio
 
 
 def unit_prompt(strategy: Strategy, template: str, examples: list[Example], options: StrategyOptions, task: str,
-                draw: dict[str, str]) -> str:
-    """The prompt of one unit. A template saved before plans existed has no `plan` variable: the draw is
-    then added as a last sentence, so a plan always reaches the teacher."""
-    text = render(template, {**strategy.context(examples, options, task), "plan": draw})
-    if draw and "plan" not in template:
-        text += "\n\n" + plan_line(draw)
+                draws: list[dict[str, str]]) -> str:
+    """The prompt of one unit. A template saved before plans existed has no `plan` variable: the draws are
+    then added at the end, so a plan always reaches the teacher."""
+    text = render(template, {**strategy.context(examples, options, task), "plan": draws})
+    if draws and "plan" not in template:
+        text += "\n\n" + plan_line(draws)
     return text
 
 
 def _generate_by_schema(strategy: Strategy, units: list[tuple[int, list[Example]]], conversations: list[Any],
                         options: StrategyOptions, teacher: Teacher, params: GenerationParams) -> list[str]:
-    """One teacher call per distinct answer schema in the step (units of one batch nearly always share one;
-    few-shot units drawing seeds of different formats do not)."""
+    """One teacher call for the step, each unit's answer under its own schema (they differ only in the
+    lengths that follow their seeds; a local teacher masks each row with its own grammar)."""
     schemas = [strategy.answer_schema(ex, options, params.max_new_tokens) for _, ex in units]
-    groups: dict[str, list[int]] = {}
-    for pos, schema in enumerate(schemas):
-        groups.setdefault(json.dumps(schema, sort_keys=True), []).append(pos)
-    texts: list[str] = [""] * len(units)
-    for positions in groups.values():
-        answers = teacher.generate([conversations[p] for p in positions], params, schema=schemas[positions[0]])
-        for p, text in zip(positions, answers, strict=True):
-            texts[p] = text
-    return texts
+    if all(s is None for s in schemas):
+        return teacher.generate(conversations, params)
+    return teacher.generate(conversations, params, schema=schemas)
 
 
 def _mark_cut_off(row: Row, max_new_tokens: int) -> None:

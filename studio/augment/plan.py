@@ -3,8 +3,13 @@
 A plan holds topics and optional attributes to vary (persona, difficulty, length, tone), each value with
 a weight. Every work unit of a batch samples one topic and one value per attribute, by weight, from a
 generator seeded with the batch's seed and the unit's number, so a resumed unit draws the same values.
-The draw goes into the unit's prompt (the `plan` template variable) and into each of its rows' meta
-(`meta["plan"] = {"topic": ..., "persona": ...}`), which the data profile compares with the plan.
+The draws go into the unit's prompt (the `plan` template variable: a list, one draw per row asked for) and
+into each row's meta (`meta["plan"] = {"topic": ..., "persona": ...}`), which the data profile compares
+with the plan.
+
+Every row a unit asks for gets its own draw (`sample_items`): the n examples of one few-shot call, or the
+n phrasings of one expansion, are each given a different topic (without repeats while there are enough)
+and their own attribute values, since a small teacher left to one topic writes n near-copies.
 
 Plans are stored as versions, like prompts (`diversity_plan` table): each save is a new version; a batch
 records the plan it used in its params (`params["plan"]`, `params["plan_version"]`).
@@ -76,9 +81,31 @@ class DiversityPlan:
 
     def sample(self, rng_seed: int, unit_idx: int) -> dict[str, str]:
         """The values unit `unit_idx` of a batch writes about: one per dimension, drawn by weight."""
+        return self.sample_items(rng_seed, unit_idx, 1)[0]
+
+    def sample_items(self, rng_seed: int, unit_idx: int, n: int) -> list[dict[str, str]]:
+        """One draw for each of the `n` rows a unit asks for. Topics are drawn by weight without repeats
+        while the plan has enough of them, so the rows of one call are about different things (a small
+        teacher otherwise writes n near-copies); attributes are drawn independently per row."""
         rng = random.Random(f"{rng_seed}:plan:{unit_idx}")
-        return {name: rng.choices([v.value for v in vs], weights=[v.weight for v in vs])[0]
-                for name, vs in self.dimensions().items()}
+        draws: list[dict[str, str]] = [{} for _ in range(n)]
+        for name, values in self.dimensions().items():
+            picked = _weighted_distinct(rng, values, n) if name == "topic" else \
+                [rng.choices([v.value for v in values], weights=[v.weight for v in values])[0] for _ in range(n)]
+            for draw, value in zip(draws, picked, strict=True):
+                draw[name] = value
+        return draws
+
+
+def _weighted_distinct(rng: random.Random, values: list[PlanValue], n: int) -> list[str]:
+    """n values by weight, none twice until every value has been drawn once (then round again)."""
+    out: list[str] = []
+    while len(out) < n:
+        left = list(values)
+        while left and len(out) < n:
+            pick = rng.choices(range(len(left)), weights=[v.weight for v in left])[0]
+            out.append(left.pop(pick).value)
+    return out
 
 
 # --- reading what people type or upload ----------------------------------------------------------
@@ -299,9 +326,15 @@ def propose_topics(ws: Workspace, project_id: int, teacher: Any, *, n: int = 8, 
     return topics
 
 
-def plan_line(draw: dict[str, str]) -> str:
-    """The sampled values as the sentence old templates without a `plan` variable get appended."""
-    if not draw:
+def describe_draw(draw: dict[str, str]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in draw.items())
+
+
+def plan_line(draws: list[dict[str, str]]) -> str:
+    """The draws as the lines old templates without a `plan` variable get appended."""
+    if not draws or not any(draws):
         return ""
-    parts = [f"{'topic' if k == 'topic' else k}: {v}" for k, v in draw.items()]
-    return "For this answer, write about " + "; ".join(parts) + "."
+    if len(draws) == 1:
+        return f"Write it for this: {describe_draw(draws[0])}."
+    return "Give each one its own subject:\n" + "\n".join(f"{i}. {describe_draw(d)}"
+                                                           for i, d in enumerate(draws, start=1))

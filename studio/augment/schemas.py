@@ -18,7 +18,7 @@ from typing import Any
 
 from studio.teachers.base import JsonSchema
 
-CHARS_PER_TOKEN = 2.5
+CHARS_PER_TOKEN = 2.0
 """English BPE text runs about 4 characters a token; JSON escapes, numbers and rare words cost more."""
 MIN_STRING = 12
 """No string is squeezed below this, even if the budget says so: a shorter one is useless anyway."""
@@ -33,9 +33,15 @@ def string_budgets(max_new_tokens: int, weights: Sequence[float], *, overhead: i
     return [int(min(MAX_STRING, max(MIN_STRING, room * w / total))) for w in weights]
 
 
+CAP_STEPS = (60, 80, 120, 160, 240, 320, 480, 640, 960, 1280, 1920, 2560, 4000)
+"""Caps are rounded up to one of these, so a batch compiles a handful of grammars, not one per seed."""
+
+
 def like(*texts: str, factor: float = 2.0, floor: int = 80) -> int:
-    """A length cap that follows what the string stands for: `factor` times the longest of `texts`."""
-    return max(floor, int(factor * max((len(t) for t in texts), default=0)))
+    """A length cap that follows what the string stands for: `factor` times the longest of `texts`,
+    rounded up to a CAP_STEPS value."""
+    wanted = max(floor, int(factor * max((len(t) for t in texts), default=0)))
+    return next((step for step in CAP_STEPS if step >= wanted), MAX_STRING)
 
 
 def _text(max_length: int, *, required: bool = True) -> JsonSchema:

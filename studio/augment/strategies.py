@@ -209,13 +209,14 @@ class Strategy:
 
     def context(self, examples: list[Example], options: StrategyOptions, task: str) -> dict[str, Any]:
         return {"task": task, "seed": seed_view(examples[0]), "n": options.n,
-                "diversity_hint": options.diversity_hint, "plan": {}}
+                "diversity_hint": options.diversity_hint, "plan": []}
 
     def sample_context(self, options: StrategyOptions, task: str = "Answer customer questions.") -> dict[str, Any]:
         """A realistic context to test-render an edited template against."""
         ex = Example(0, SeedFormat.ALPACA, {"instruction": "Summarise the text.", "input": "A long text.",
                                             "output": "A summary."})
-        return {**self.context([ex, ex], options, task), "plan": {"topic": "refunds", "persona": "a student"}}
+        return {**self.context([ex, ex], options, task),
+                "plan": [{"topic": "refunds", "persona": "a student"}, {"topic": "billing", "persona": "an expert"}]}
 
     def conversation(self, prompt: str) -> ChatMessages:
         return [{"role": "user", "content": prompt}]
@@ -389,7 +390,7 @@ class FewShot(Strategy):
         labels = sorted({str(e.data["label"]) for e in examples if e.format == SeedFormat.CLASSIFICATION})
         return {"task": task, "n": options.n, "examples": [seed_view(e) for e in examples],
                 "fields": list(FEW_SHOT_FIELDS[fmt]), "labels": labels, "diversity_hint": options.diversity_hint,
-                "plan": {}}
+                "plan": []}
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
         from studio.augment.parsing import parse_pairs
@@ -400,14 +401,14 @@ class FewShot(Strategy):
         rows = []
         seen = {_norm(seed_view(e)["prompt"]) for e in examples}
         copies = 0
-        for item in parsed.items[: options.n]:
+        for index, item in enumerate(parsed.items[: options.n]):
             record = _record_from_fields(fmt, item)
             if record is None:
                 continue
             if _norm(seed_view(Example(0, fmt, record))["prompt"]) in seen:
                 copies += 1  # a copied example teaches nothing new
                 continue
-            rows.append(Row(fmt, record, parsed.status, parsed.error, {}, text))
+            rows.append(Row(fmt, record, parsed.status, parsed.error, {"item": index}, text))
         if not rows:
             error = parsed.error or ("The teacher only repeated the examples." if copies else "No example parsed.")
             return [failed_row(fmt, text, error)]

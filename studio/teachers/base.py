@@ -40,6 +40,13 @@ class GenerationParams:
 
 JsonSchema = dict[str, Any]
 """A JSON schema (draft 2020-12 subset: object, array, string, enum, min/maxItems, maxLength)."""
+Schemas = JsonSchema | list[JsonSchema] | None
+"""One schema for every conversation of a call, or one per conversation (same order), or none."""
+
+
+def schema_for(schema: Schemas, index: int) -> JsonSchema | None:
+    """The schema conversation `index` of a call answers under."""
+    return schema[index] if isinstance(schema, list) else schema
 
 STRUCTURED_GRAMMAR = "grammar"
 """How a teacher's answer was shaped: decoded under a JSON-schema grammar (local teachers)."""
@@ -80,12 +87,12 @@ class Teacher(Protocol):
     """Anything that writes completions for chat conversations."""
 
     def generate(self, conversations: list[ChatMessages], params: GenerationParams, *,
-                 schema: JsonSchema | None = None) -> list[str]:
+                 schema: Schemas = None) -> list[str]:
         """One completion text per conversation, in order (a `Completion` where the teacher knows more).
 
-        `schema`: the JSON schema every answer should follow. A teacher that can enforce it does (local:
-        grammar-constrained decoding; endpoint: `response_format`); one that cannot ignores it, and the
-        prompt, which always asks for the shape too, is all there is.
+        `schema`: the JSON schema every answer should follow (or a list: one per conversation). A teacher
+        that can enforce it does (local: grammar-constrained decoding; endpoint: `response_format`); one
+        that cannot ignores it, and the prompt, which always asks for the shape too, is all there is.
 
         Raises `studio.errors.TeacherError` when the whole call cannot be served (unreachable,
         refused, misconfigured). A teacher never returns fewer texts than conversations.

@@ -38,6 +38,8 @@ from studio.teachers.base import (
     Completion,
     GenerationParams,
     JsonSchema,
+    Schemas,
+    schema_for,
 )
 
 log = logging.getLogger(__name__)
@@ -229,7 +231,7 @@ class EndpointTeacher:
         return out
 
     def generate(self, conversations: list[ChatMessages], params: GenerationParams, *,
-                 schema: JsonSchema | None = None) -> list[str]:
+                 schema: Schemas = None) -> list[str]:
         """One `Completion` per conversation, in input order; raises `TeacherError` when the call cannot be served.
 
         A reply with empty content gives "" for that conversation (the caller records a parse failure).
@@ -247,7 +249,8 @@ class EndpointTeacher:
         try:
             futures: list[Future[str]] = [
                 pool.submit(self._complete_with_retries, self._client, conversation,
-                            self._request_kwargs(params, model, index, schema), abort, self.retries)
+                            self._request_kwargs(params, model, index, schema_for(schema, index)), abort,
+                            self.retries)
                 for index, conversation in enumerate(conversations)
             ]
             wait(futures, return_when=FIRST_EXCEPTION)

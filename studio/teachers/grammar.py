@@ -77,14 +77,15 @@ class SchemaConstraint:
     row ended) is left alone from then on. Masking runs on the scores' own device.
     """
 
-    def __init__(self, grammar: Any, batch_size: int) -> None:
+    def __init__(self, grammars: list[Any]) -> None:
+        """One compiled grammar per row (None: that row is free)."""
         import xgrammar as xgr
 
         self._xgr = xgr
-        self.matchers = [xgr.GrammarMatcher(grammar) for _ in range(batch_size)]
-        self.vocab_size = grammar.tokenizer_info.vocab_size
-        self.bitmask = xgr.allocate_token_bitmask(batch_size, self.vocab_size)
-        self.live = [True] * batch_size
+        self.matchers = [xgr.GrammarMatcher(g) if g is not None else None for g in grammars]
+        self.vocab_size = next(g for g in grammars if g is not None).tokenizer_info.vocab_size
+        self.bitmask = xgr.allocate_token_bitmask(len(grammars), self.vocab_size)
+        self.live = [g is not None for g in grammars]
         self._started = False
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
@@ -95,11 +96,11 @@ class SchemaConstraint:
                     self.live[row] = False
         self._started = True
         rows = [row for row, matcher in enumerate(self.matchers)
-                if self.live[row] and not matcher.is_terminated()]
+                if self.live[row] and matcher is not None and not matcher.is_terminated()]
         if not rows:
             return scores
         for row in rows:
-            self.matchers[row].fill_next_token_bitmask(self.bitmask, row)
+            self.matchers[row].fill_next_token_bitmask(self.bitmask, row)  # type: ignore[union-attr]
         device = scores.device
         if device.type == "cuda":
             self._xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(device), vocab_size=self.vocab_size,
@@ -110,9 +111,6 @@ class SchemaConstraint:
         self._xgr.apply_token_bitmask_inplace(on_cpu, self.bitmask, vocab_size=self.vocab_size, indices=rows)
         return on_cpu if device.type == "cpu" else on_cpu.to(device)
 
-    def completed(self, row: int) -> bool:
-        """Whether row `row` wrote a whole value of the schema."""
-        return self.matchers[row].is_terminated() or self.matchers[row].is_completed()
 
 
 _validators: dict[str, Any] = {}

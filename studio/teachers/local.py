@@ -23,6 +23,8 @@ from studio.teachers.base import (
     Completion,
     GenerationParams,
     JsonSchema,
+    Schemas,
+    schema_for,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class LocalTeacher:
     # --- Teacher protocol -------------------------------------------------------------------------
 
     def generate(self, conversations: list[ChatMessages], params: GenerationParams, *,
-                 schema: JsonSchema | None = None) -> list[str]:
+                 schema: Schemas = None) -> list[str]:
         """One `Completion` per conversation, in order. Loads the model on first use.
 
         With a `schema`, decoding is constrained to JSON valid for it (`studio.teachers.grammar`), as
@@ -98,14 +100,16 @@ class LocalTeacher:
         # error shows up on the first chunk instead of after minutes of work.
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
         texts: list[str] = [""] * len(prompts)
-        grammar = self._grammar(model, tokenizer, schema) if schema is not None else None
+        grammars = [self._grammar(model, tokenizer, schema_for(schema, i)) for i in range(len(prompts))] \
+            if schema is not None else [None] * len(prompts)
 
         import torch
 
         with _generate_lock, torch.inference_mode(), _seeded(params.seed, model.device):
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                outputs = self._generate_chunk(model, tokenizer, [prompts[i] for i in chunk], params, grammar)
+                outputs = self._generate_chunk(model, tokenizer, [prompts[i] for i in chunk], params,
+                                               [grammars[i] for i in chunk])
                 for i, text in zip(chunk, outputs, strict=True):
                     texts[i] = text
         return texts
@@ -128,10 +132,12 @@ class LocalTeacher:
             )
         return self._model, self._tokenizer
 
-    def _grammar(self, model: Any, tokenizer: Any, schema: JsonSchema) -> Any | None:
+    def _grammar(self, model: Any, tokenizer: Any, schema: JsonSchema | None) -> Any | None:
         """The compiled schema, or None (unconstrained) where xgrammar is missing or rejects the schema."""
         from studio.teachers import grammar
 
+        if schema is None:
+            return None
         if not grammar.available():
             self._structured = STRUCTURED_PROMPT
             return None
@@ -165,7 +171,8 @@ class LocalTeacher:
         return list(ids)
 
     def _generate_chunk(
-        self, model: Any, tokenizer: Any, prompts: list[list[int]], params: GenerationParams, grammar: Any = None
+        self, model: Any, tokenizer: Any, prompts: list[list[int]], params: GenerationParams,
+        grammars: list[Any] | None = None
     ) -> list[Completion]:
         import torch
 
@@ -188,10 +195,10 @@ class LocalTeacher:
         if cache is not None:
             kwargs["past_key_values"] = cache
         constraint = None
-        if grammar is not None:
+        if grammars and any(g is not None for g in grammars):
             from studio.teachers.grammar import SchemaConstraint
 
-            constraint = SchemaConstraint(grammar, len(prompts))
+            constraint = SchemaConstraint(grammars)
             kwargs["logits_processor"] = [constraint]
         if params.greedy:
             kwargs["do_sample"] = False
@@ -214,10 +221,11 @@ class LocalTeacher:
             ) from error
         new_tokens = output[:, width:].cpu()
         ended = _ended_rows(new_tokens, _stop_ids(model, tokenizer), params.max_new_tokens)
-        how = STRUCTURED_GRAMMAR if constraint is not None else STRUCTURED_PROMPT
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [Completion(text.strip(), "stop" if done else "length", how)
-                for text, done in zip(texts, ended, strict=True)]
+        shaped = [g is not None for g in grammars] if grammars else [False] * len(texts)
+        return [Completion(text.strip(), "stop" if done else "length",
+                           STRUCTURED_GRAMMAR if grammar_used else STRUCTURED_PROMPT)
+                for text, done, grammar_used in zip(texts, ended, shaped, strict=True)]
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
