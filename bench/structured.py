@@ -2,7 +2,8 @@
 grammar, for every teacher strategy, on the same real seeds and the same prompts, in one process. Then the
 diversity plan: few-shot with and without a plan, on the same seeds.
 
-    .venv/bin/python bench/structured.py [--calls 8] [--max-new-tokens 256] [--batch-size 8]
+    .venv/bin/python bench/structured.py [--calls 8] [--plan-calls 24] [--max-new-tokens 256] [--batch-size 8]
+                                         [--plan-only]
 
 Per strategy and mode: valid answers (the whole answer is JSON that fits the strategy's schema, checked
 with xgrammar), usable rows (what the studio's own parser makes of the answers: the lenient parser reads
@@ -10,9 +11,11 @@ fenced or chatty JSON too), and usable rows per minute. Prompts are the shipped 
 human-written seeds of /work/shared/data/self_instruct_seeds.jsonl, with the unit sampling a batch uses.
 Sampling at temperature 0.8 with one seed per strategy, the same for both modes.
 
-Plan comparison (few-shot, constrained, same seeds and unit draws): distinct-2 of the new instructions
-(higher: more varied wording) and the mean cosine of each new instruction to its nearest seed (MiniLM;
-lower: further from copying the seeds).
+Plan comparison (few-shot, constrained, `--plan-calls` calls each, same seeds and unit draws): distinct-2
+of the new instructions (higher: more varied wording), the mean cosine of each new instruction to its
+nearest seed (MiniLM; lower: further from copying the seeds) and the mean cosine between the new
+instructions themselves (lower: the batch is spread wider). Diversity numbers do not depend on the
+machine's speed (sampling is seeded), so `--plan-only` may run beside other work.
 
 Last line: `ratio: X` = few-shot usable rows/min constrained / unconstrained (an unconstrained run with no
 usable row counts as one usable row over its time). Target >= 5.
@@ -91,8 +94,11 @@ def diversity(rows: list, pool: list[Example], embed) -> dict:
         return {"rows": 0}
     vectors, seed_vectors = embed(texts), embed(seeds)
     nearest = (vectors @ seed_vectors.T).max(axis=1)
+    pairwise = vectors @ vectors.T
+    spread = (pairwise.sum() - len(texts)) / max(1, len(texts) * (len(texts) - 1))
     return {"rows": len(texts), "distinct_2": round(distinct_n(texts, 2) or 0.0, 3),
-            "mean_nn_similarity_to_seeds": round(float(nearest.mean()), 3)}
+            "mean_nn_similarity_to_seeds": round(float(nearest.mean()), 3),
+            "mean_similarity_between_rows": round(float(spread), 3)}
 
 
 def main() -> None:
@@ -100,6 +106,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--plan-calls", type=int, default=24)
+    parser.add_argument("--plan-only", action="store_true")
     args = parser.parse_args()
     settings = load_settings()
     models_dir = Path(os.environ.get("SEED_STUDIO_MODELS_DIR") or settings.models_dir)
@@ -110,7 +118,7 @@ def main() -> None:
     print(f"seeds: {len(pool)} from {SEEDS.name}; calls per run: {args.calls}; max new tokens: "
           f"{args.max_new_tokens}; batch size {args.batch_size}; torch threads {os.cpu_count()} cores")
     results = {}
-    for name in STRATEGIES:
+    for name in [] if args.plan_only else STRATEGIES:
         for constrained in (False, True):
             r = run(teacher, name, pool, args.calls, params, constrained)
             results[(name, constrained)] = r
@@ -126,11 +134,13 @@ def main() -> None:
     def embed(texts: list[str]):
         return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
 
-    plain = results[("few-shot", True)]
-    planned = run(teacher, "few-shot", pool, args.calls, params, True, PLAN)
+    plain = run(teacher, "few-shot", pool, args.plan_calls, params, True)
+    planned = run(teacher, "few-shot", pool, args.plan_calls, params, True, PLAN)
     without, with_plan = diversity(plain["rows"], pool, embed), diversity(planned["rows"], pool, embed)
-    print(f"plan, few-shot grammar: without {json.dumps(without)}")
+    print(f"plan, few-shot grammar: without {json.dumps(without)} (valid {plain['valid']}/{plain['calls']})")
     print(f"plan, few-shot grammar: with    {json.dumps(with_plan)} (valid {planned['valid']}/{planned['calls']})")
+    if args.plan_only:
+        return
     few_on, few_off = results[("few-shot", True)], results[("few-shot", False)]
     ratio = few_on["rows_per_min"] / few_off["rows_per_min_floor"]
     print(f"ratio: {ratio:.2f}")

@@ -32,6 +32,9 @@ _lock = threading.Lock()
 _compilers: dict[int, tuple[Any, Any]] = {}
 """id(tokenizer) -> (tokenizer, GrammarCompiler). The tokenizer is held so its id is never reused."""
 _grammars: dict[tuple[int, str], Any] = {}
+_closers: dict[int, list[int]] = {}
+"""id(tokenizer) -> ids of tokens made only of JSON closing characters (see `SchemaConstraint`)."""
+CLOSING_BIAS = 100.0
 
 
 def available() -> bool:
@@ -63,6 +66,35 @@ def compiled_grammar(tokenizer: Any, vocab_size: int, schema: dict[str, Any]) ->
         return _grammars[key]
 
 
+def closer_ids(tokenizer: Any) -> list[int]:
+    """Tokens that only close JSON (quotes, brackets, braces, then maybe commas), and the end-of-turn token.
+    Not commas alone: inside a string a comma is text, and a biased one would fill the string with commas."""
+    with _lock:
+        if id(tokenizer) not in _closers:
+            vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+            ids = [i for i, piece in enumerate(vocab)
+                   if piece and (text := tokenizer.convert_tokens_to_string([piece]).strip())
+                   and set(text) <= set('"]},') and text[0] in '"]}']
+            ids += [i for i in (_stop_ids(tokenizer) or []) if i not in ids]
+            _closers[id(tokenizer)] = ids
+        return _closers[id(tokenizer)]
+
+
+def closing_reserve(schema: dict[str, Any]) -> int:
+    """Tokens to keep for closing an answer of this schema: a few for each string it may still have to
+    open and close (an array's items count maxItems times), a few for the brackets."""
+    return 4 + 6 * _strings(schema)
+
+
+def _strings(schema: dict[str, Any]) -> int:
+    kind = schema.get("type")
+    if kind == "array":
+        return int(schema.get("maxItems", 1)) * _strings(schema.get("items", {}))
+    if kind == "object":
+        return sum(_strings(p) for p in schema.get("properties", {}).values())
+    return 1
+
+
 def _stop_ids(tokenizer: Any) -> list[int] | None:
     """The end-of-turn token the grammar allows once the JSON is complete (the tokenizer's EOS)."""
     eos = getattr(tokenizer, "eos_token_id", None)
@@ -75,13 +107,22 @@ class SchemaConstraint:
     Rows are independent matchers. A row whose matcher is done may only end (its stop token); a row
     whose sampled token the matcher refuses (a token transformers forced, such as padding after the
     row ended) is left alone from then on. Masking runs on the scores' own device.
+
+    The grammar keeps a row inside the JSON but not inside max_new_tokens: a small model can fill a
+    string with digits, one token each, and run out mid-value. So from step `close_after` on, tokens
+    that close the JSON (`closers`) get CLOSING_BIAS among the allowed ones: the row finishes its strings
+    and brackets with the tokens it has left instead of being cut off.
     """
 
-    def __init__(self, grammars: list[Any]) -> None:
+    def __init__(self, grammars: list[Any], *, close_after: int | None = None,
+                 closers: list[int] | None = None) -> None:
         """One compiled grammar per row (None: that row is free)."""
         import xgrammar as xgr
 
         self._xgr = xgr
+        self.close_after = close_after
+        self.closers = closers or []
+        self.step = 0
         self.matchers = [xgr.GrammarMatcher(g) if g is not None else None for g in grammars]
         self.vocab_size = next(g for g in grammars if g is not None).tokenizer_info.vocab_size
         self.bitmask = xgr.allocate_token_bitmask(len(grammars), self.vocab_size)
@@ -89,6 +130,7 @@ class SchemaConstraint:
         self._started = False
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.step += 1
         if self._started:
             last = input_ids[:, -1].tolist()
             for row, matcher in enumerate(self.matchers):
@@ -105,11 +147,19 @@ class SchemaConstraint:
         if device.type == "cuda":
             self._xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(device), vocab_size=self.vocab_size,
                                                   indices=rows)
-            return scores
-        # xgrammar masks on CUDA or CPU only: other devices (mps, xpu) go through the CPU.
-        on_cpu = scores if device.type == "cpu" else scores.cpu()
-        self._xgr.apply_token_bitmask_inplace(on_cpu, self.bitmask, vocab_size=self.vocab_size, indices=rows)
-        return on_cpu if device.type == "cpu" else on_cpu.to(device)
+        else:
+            # xgrammar masks on CUDA or CPU only: other devices (mps, xpu) go through the CPU.
+            on_cpu = scores if device.type == "cpu" else scores.cpu()
+            self._xgr.apply_token_bitmask_inplace(on_cpu, self.bitmask, vocab_size=self.vocab_size, indices=rows)
+            scores = on_cpu if device.type == "cpu" else on_cpu.to(device)
+        if self.close_after is not None and self.step > self.close_after and self.closers:
+            import torch
+
+            index = torch.tensor(rows, device=scores.device)
+            columns = torch.tensor(self.closers, device=scores.device)
+            # -inf (not allowed) stays -inf; among the allowed tokens the closers win.
+            scores[index.unsqueeze(1), columns.unsqueeze(0)] += CLOSING_BIAS
+        return scores
 
 
 

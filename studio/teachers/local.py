@@ -102,6 +102,7 @@ class LocalTeacher:
         texts: list[str] = [""] * len(prompts)
         grammars = [self._grammar(model, tokenizer, schema_for(schema, i)) for i in range(len(prompts))] \
             if schema is not None else [None] * len(prompts)
+        reserves = [_reserve(schema_for(schema, i), params.max_new_tokens) for i in range(len(prompts))]
 
         import torch
 
@@ -109,7 +110,7 @@ class LocalTeacher:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 outputs = self._generate_chunk(model, tokenizer, [prompts[i] for i in chunk], params,
-                                               [grammars[i] for i in chunk])
+                                               [grammars[i] for i in chunk], max(reserves[i] for i in chunk))
                 for i, text in zip(chunk, outputs, strict=True):
                     texts[i] = text
         return texts
@@ -172,7 +173,7 @@ class LocalTeacher:
 
     def _generate_chunk(
         self, model: Any, tokenizer: Any, prompts: list[list[int]], params: GenerationParams,
-        grammars: list[Any] | None = None
+        grammars: list[Any] | None = None, reserve: int = 0
     ) -> list[Completion]:
         import torch
 
@@ -196,9 +197,10 @@ class LocalTeacher:
             kwargs["past_key_values"] = cache
         constraint = None
         if grammars and any(g is not None for g in grammars):
-            from studio.teachers.grammar import SchemaConstraint
+            from studio.teachers.grammar import SchemaConstraint, closer_ids
 
-            constraint = SchemaConstraint(grammars)
+            constraint = SchemaConstraint(grammars, close_after=params.max_new_tokens - reserve,
+                                          closers=closer_ids(tokenizer))
             kwargs["logits_processor"] = [constraint]
         if params.greedy:
             kwargs["do_sample"] = False
@@ -226,6 +228,15 @@ class LocalTeacher:
         return [Completion(text.strip(), "stop" if done else "length",
                            STRUCTURED_GRAMMAR if grammar_used else STRUCTURED_PROMPT)
                 for text, done, grammar_used in zip(texts, ended, shaped, strict=True)]
+
+
+def _reserve(schema: JsonSchema | None, max_new_tokens: int) -> int:
+    """Tokens kept at the end of a constrained answer to close its JSON (at most a third of the budget)."""
+    if schema is None:
+        return 0
+    from studio.teachers.grammar import closing_reserve
+
+    return min(max_new_tokens // 3, closing_reserve(schema))
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
