@@ -75,7 +75,7 @@ class LocalTeacher:
         self._model: Any = None
         self._tokenizer: Any = None
         self._structured = ""
-        """How the last call's answers were shaped (STRUCTURED_* or "grammar (xgrammar)"), for provenance."""
+        """How the last constrained call was shaped (a STRUCTURED_* name; "" before any), for provenance."""
 
     # --- Teacher protocol -------------------------------------------------------------------------
 
