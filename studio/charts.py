@@ -211,6 +211,18 @@ def binned_chart(counts: dict[str, list[int]], *, title: str, lo: float, hi: flo
     return _wrap("histogram", title, body, names, sum(sum(c) for c in counts.values()))
 
 
+def _bar_axis(groups: dict[str, dict[str, float | None]], lo: float | None,
+              hi: float | None) -> tuple[list[str], float, float] | None:
+    """Series names (first-seen order) and the value axis of grouped bars; None when there is no value."""
+    values = [float(v) for g in groups.values() for v in g.values() if v is not None]
+    if not values:
+        return None
+    names = list(dict.fromkeys(n for g in groups.values() for n, v in g.items() if v is not None))
+    bottom = min(min(values), 0.0) if lo is None else lo
+    top = (max(max(values), 0.0) or 1.0) if hi is None else hi
+    return names, bottom, (top if top > bottom else bottom + 1.0)
+
+
 def bar_chart(groups: dict[str, dict[str, float | None]], *, title: str, y_label: str = "",
               lo: float | None = None, hi: float | None = None, empty_message: str = "Nothing to chart yet.") -> str:
     """Grouped bars: one group per category (e.g. a metric), one coloured bar per series inside it.
@@ -219,13 +231,10 @@ def bar_chart(groups: dict[str, dict[str, float | None]], *, title: str, y_label
     zero, so negative values (a change) hang below the line. `lo` / `hi` fix the axis (default: the values
     and zero).
     """
-    values = [float(v) for g in groups.values() for v in g.values() if v is not None]
-    if not values:
+    axis = _bar_axis(groups, lo, hi)
+    if axis is None:
         return empty(title, empty_message)
-    names = list(dict.fromkeys(n for g in groups.values() for n, v in g.items() if v is not None))
-    bottom = min(min(values), 0.0) if lo is None else lo
-    top = (max(max(values), 0.0) or 1.0) if hi is None else hi
-    top = top if top > bottom else bottom + 1.0
+    names, bottom, top = axis
     body = [f"<rect x='{PAD_L}' y='{PAD_T}' width='{W - PAD_L - PAD_R}' height='{H - PAD_T - PAD_B}' "
             "fill='none' stroke='#cbd5e1'/>"]
     for t in _ticks(bottom, top):
@@ -264,13 +273,10 @@ def hbar_chart(groups: dict[str, dict[str, float | None]], *, title: str, x_labe
     "…", the full text in its hover title) and the chart grows one row per category, so labels never overlap.
     Same input as `bar_chart` (category -> {series: value}); bars start at zero, `lo` / `hi` fix the axis.
     """
-    values = [float(v) for g in groups.values() for v in g.values() if v is not None]
-    if not values:
+    axis = _bar_axis(groups, lo, hi)
+    if axis is None:
         return empty(title, empty_message)
-    names = list(dict.fromkeys(n for g in groups.values() for n, v in g.items() if v is not None))
-    bottom = min(min(values), 0.0) if lo is None else lo
-    top = (max(max(values), 0.0) or 1.0) if hi is None else hi
-    top = top if top > bottom else bottom + 1.0
+    names, bottom, top = axis
     labels = {g: _cut(str(g), LABEL_CHARS * CHAR_W) for g in groups}
     left = min(max(max(_text_width(t) for t in labels.values()) + 14, 48.0), W / 2)
     right = W - PAD_R
