@@ -3,7 +3,7 @@ grammar, for every teacher strategy, on the same real seeds and the same prompts
 diversity plan: few-shot with and without a plan, on the same seeds.
 
     .venv/bin/python bench/structured.py [--calls 8] [--plan-calls 24] [--max-new-tokens 256] [--batch-size 8]
-                                         [--plan-only]
+                                         [--plan-only] [--seed 3]
 
 Per strategy and mode: valid answers (the whole answer is JSON that fits the strategy's schema, checked
 with xgrammar), usable rows (what the studio's own parser makes of the answers: the lenient parser reads
@@ -73,12 +73,19 @@ def run(teacher: LocalTeacher, name: str, pool: list[Example], calls: int, param
     draws = [plan.sample_items(7, i, per_unit) if plan else [] for i in range(calls)]
     conversations = [strategy.conversation(unit_prompt(strategy, template, ex, options, TASK, d))
                      for ex, d in zip(units, draws, strict=True)]
-    schemas = [strategy.answer_schema(ex, options, params.max_new_tokens) for ex in units]
+    schemas = [strategy.answer_schema(ex, options, params.max_new_tokens, d)
+               for ex, d in zip(units, draws, strict=True)]
     start = time.perf_counter()
     texts = teacher.generate(conversations, params, schema=schemas if constrained else None)
     seconds = time.perf_counter() - start
     valid = sum(schema_valid(schema, t) for schema, t in zip(schemas, texts, strict=True))
-    rows = [r for ex, t in zip(units, texts, strict=True) for r in strategy.parse(t, ex, options) if r.usable]
+    rows = []
+    for ex, t, d in zip(units, texts, draws, strict=True):
+        for r in strategy.parse(t, ex, options):
+            if r.usable:
+                if d:  # as a batch records it
+                    r.meta["plan"] = d[r.meta.get("item", 0) % len(d)]
+                rows.append(r)
     per_min = len(rows) / seconds * 60
     return {"strategy": name, "constrained": constrained, "calls": calls, "valid": valid, "usable_rows": len(rows),
             "seconds": round(seconds, 1), "rows_per_min": round(per_min, 2),
@@ -108,12 +115,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--plan-calls", type=int, default=24)
     parser.add_argument("--plan-only", action="store_true")
+    parser.add_argument("--seed", type=int, default=3, help="sampling seed (the same for every run)")
     args = parser.parse_args()
     settings = load_settings()
     models_dir = Path(os.environ.get("SEED_STUDIO_MODELS_DIR") or settings.models_dir)
     teacher = LocalTeacher(EMBEDDED_CHAT, models_dir, batch_size=args.batch_size)
     pool = examples()
-    params = GenerationParams(args.max_new_tokens, 0.8, 0.95, seed=3)
+    params = GenerationParams(args.max_new_tokens, 0.8, 0.95, seed=args.seed)
     teacher.generate([[{"role": "user", "content": "Say OK."}]], GenerationParams(4, 0.0, 1.0))  # load first
     print(f"seeds: {len(pool)} from {SEEDS.name}; calls per run: {args.calls}; max new tokens: "
           f"{args.max_new_tokens}; batch size {args.batch_size}; torch threads {os.cpu_count()} cores")
@@ -139,6 +147,11 @@ def main() -> None:
     without, with_plan = diversity(plain["rows"], pool, embed), diversity(planned["rows"], pool, embed)
     print(f"plan, few-shot grammar: without {json.dumps(without)} (valid {plain['valid']}/{plain['calls']})")
     print(f"plan, few-shot grammar: with    {json.dumps(with_plan)} (valid {planned['valid']}/{planned['calls']})")
+    for label, r in (("without", plain), ("with", planned)):
+        for row in r["rows"][:4]:
+            draw = row.meta.get("plan") if label == "with" else None
+            print(f"  e.g. {label:<7} {json.dumps(draw) if draw else '':<45} "
+                  f"{seed_view(Example(0, row.format, row.data))['instruction'][:90]}")
     if args.plan_only:
         return
     few_on, few_off = results[("few-shot", True)], results[("few-shot", False)]

@@ -131,16 +131,22 @@ def _bare_json(content: str) -> str:
     return content
 
 
-def _fit(value: Any, schema: dict[str, Any]) -> Any:
+def _fit(value: Any, schema: dict[str, Any] | bool) -> Any:
     """What a schema-constrained decoder would have written instead: strings end at their maxLength, arrays
-    stop at maxItems. (Anything else that does not fit is left for the schema check to catch.)"""
+    stop at maxItems and follow prefixItems, a property fixed to one value (a plan draw) is written first.
+    (Anything else that does not fit is left for the schema check to catch.)"""
+    if not isinstance(schema, dict):
+        return value
     if isinstance(value, str) and "maxLength" in schema:
         return value[: schema["maxLength"]]
     if isinstance(value, list) and schema.get("type") == "array":
-        return [_fit(v, schema.get("items", {})) for v in value[: schema.get("maxItems", len(value))]]
+        prefix = schema.get("prefixItems", [])
+        kept = value[: schema.get("maxItems", len(value))]
+        return [_fit(v, prefix[i] if i < len(prefix) else schema.get("items", {})) for i, v in enumerate(kept)]
     if isinstance(value, dict) and schema.get("type") == "object":
         props = schema.get("properties", {})
-        return {k: _fit(v, props.get(k, {})) for k, v in value.items()}
+        fixed = {k: p["enum"][0] for k, p in props.items() if len(p.get("enum", [])) == 1 and k not in value}
+        return {**fixed, **{k: _fit(v, props.get(k, {})) for k, v in value.items()}}
     return value
 
 

@@ -76,6 +76,44 @@ def test_schemas_fit_the_token_budget_and_validate() -> None:
     assert not schema_valid(judge, '{"accuracy":7,"tone":5,"rationale":"Fine."}')
 
 
+def test_plan_draws_open_each_item_and_the_grammar_keeps_them() -> None:
+    from studio.teachers.grammar import closing_reserve
+
+    draws = [{"topic": "gardening", "difficulty": "hard"}, {"topic": "tax forms", "difficulty": "easy"},
+             {"topic": "music", "output": "clashes with a field, so it is not forced"}]
+    fields = ["instruction", "input", "output"]
+    plain = schemas.object_list(3, fields, 256, optional=("input",))
+    planned = schemas.object_list(3, fields, 256, optional=("input",), leading=draws)
+    assert planned["items"] is False and len(planned["prefixItems"]) == 3
+    first, _, third = planned["prefixItems"]
+    assert list(first["properties"])[:3] == ["topic", "difficulty", "instruction"]
+    assert first["properties"]["topic"] == {"type": "string", "enum": ["gardening"]}
+    assert first["required"] == ["topic", "difficulty", *fields]
+    assert list(third["properties"]) == ["topic", *fields]  # the seed format's own field wins
+    # The forced keys come out of the strings' share of the budget, and the reserve still counts every string.
+    assert first["properties"]["output"]["maxLength"] < plain["items"]["properties"]["output"]["maxLength"]
+    assert closing_reserve(planned) >= closing_reserve(plain)
+    item = {"instruction": "Name a plant.", "input": "", "output": "A fern."}
+    good = [{"topic": "gardening", "difficulty": "hard", **item}, {"topic": "tax forms", "difficulty": "easy", **item},
+            {"topic": "music", **item}]
+    assert schema_valid(planned, json.dumps(good))
+    swapped = [good[1], good[0], good[2]]  # each item must carry its own draw
+    assert not schema_valid(planned, json.dumps(swapped))
+    assert not schema_valid(planned, json.dumps([item] * 3))
+    # A few-shot unit with a plan starts its items with the draws; without one it is the plain list.
+    short = _alpaca("Name a fruit.", "An apple.")
+    few = get_strategy("few-shot").answer_schema([short, short], StrategyOptions(n=2), 256, draws[:2])
+    assert [p["properties"]["topic"]["enum"] for p in few["prefixItems"]] == [["gardening"], ["tax forms"]]
+    assert "prefixItems" not in get_strategy("few-shot").answer_schema([short, short], StrategyOptions(n=2), 256)
+
+
+def _alpaca(instruction: str, output: str) -> Any:
+    from studio.augment.strategies import Example
+    from studio.data.formats import SeedFormat
+
+    return Example(1, SeedFormat.ALPACA, {"instruction": instruction, "input": "", "output": output})
+
+
 # --- endpoint: response_format honoured, refused --------------------------------------------------------
 
 
@@ -92,6 +130,15 @@ def test_endpoint_sends_the_schema_and_a_honouring_server_answers_under_it(ws: W
         assert len(sent) == llm.requests  # every request carried it
         assert all(f["type"] == "json_schema" and f["json_schema"]["schema"]["type"] in ("array", "object")
                    for f in sent)
+        # With a plan, each item the server writes starts with the row's own draw (the server checks the
+        # answer against the schema it was sent: a wrong or missing topic would be an HTTP 500).
+        req = request(pid, "few-shot", 4, parse_teacher(llm.url, model=llm.model), n=2)
+        req.plan = DiversityPlan([PlanValue("tax forms"), PlanValue("garden ponds"), PlanValue("bird song")])
+        b = batches.run_batch(ws, batches.plan_batch(ws, req).id)
+        assert b.state == "done" and b.rows_ok == 4, b.job.message
+        for c in list_candidates(ws, batch_id=b.id):
+            items = json.loads(c.raw_output)
+            assert items[c.meta["item"]]["topic"] == c.meta["plan"]["topic"]
 
 
 def test_endpoint_that_refuses_response_format_falls_back_to_the_prompt(ws: Workspace, pid: int) -> None:
@@ -201,6 +248,8 @@ def test_embedded_teacher_gives_valid_answers_for_every_strategy_and_the_judge(
     for strategy, options in cases.items():
         before = len(teacher.calls)
         req = request(pid, strategy, 2, spec, max_new_tokens=160, **options)
+        if strategy == "few-shot":  # with a plan: the grammar writes each item's draw first
+            req.plan = DiversityPlan([PlanValue("gardening"), PlanValue("tax forms"), PlanValue("bird song")])
         b = batches.run_batch(ws, batches.plan_batch(ws, req).id, teacher=teacher)
         calls = teacher.calls[before:]
         valid = sum(schema_valid(s, t) for s, t in calls if s is not None)
@@ -208,12 +257,24 @@ def test_embedded_teacher_gives_valid_answers_for_every_strategy_and_the_judge(
         assert valid >= 0.95 * len(calls), (strategy, [t for s, t in calls if not schema_valid(s, t)])
         assert b.state == "done" and b.rows_ok >= 2, (strategy, b.job.message)
         assert b.teacher["served"]["structured"] == "grammar"
+        if req.plan is not None:
+            rows = [c for c in list_candidates(ws, batch_id=b.id) if c.data is not None]
+            assert rows and all(json.loads(c.raw_output)[c.meta["item"]]["topic"] == c.meta["plan"]["topic"]
+                                for c in rows)
         last = b
     before = len(teacher.calls)
     summary = judge_batch(ws, last.id, spec, teacher=teacher, only_passing=False, limit=2,
                           params=GenerationParams(max_new_tokens=96, temperature=0.0))
     calls = teacher.calls[before:]
     assert summary.judged == len(calls) == 2 and all(schema_valid(s, t) for s, t in calls)
+    # The closing bias only lifts tokens that close a string: a biased brace or bracket would be text there.
+    from transformers import AutoTokenizer
+
+    from studio.teachers.grammar import closer_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(str(converted_chat_model))
+    closers = [tokenizer.decode([i]) for i in closer_ids(tokenizer) if i != tokenizer.eos_token_id]
+    assert closers and all(t.strip().startswith('"') for t in closers), closers
 
 
 def test_strategy_schemas_follow_the_seeds_they_show() -> None:

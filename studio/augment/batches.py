@@ -431,7 +431,7 @@ def _run_units(strategy: Strategy, units: list[tuple[int, list[Example]]], optio
     # different for every step so the teacher does not repeat itself.
     step_params = GenerationParams(gen.max_new_tokens, gen.temperature, gen.top_p,
                                    _unit_seed(rng_seed if gen.seed is None else gen.seed, units[0][0]))
-    texts = _generate_by_schema(strategy, units, conversations, options, teacher, step_params)
+    texts = _generate_by_schema(strategy, units, conversations, options, teacher, step_params, draws)
     out = []
     for (i, ex), text in zip(units, texts, strict=True):
         try:
@@ -464,10 +464,12 @@ def unit_prompt(strategy: Strategy, template: str, examples: list[Example], opti
 
 
 def _generate_by_schema(strategy: Strategy, units: list[tuple[int, list[Example]]], conversations: list[Any],
-                        options: StrategyOptions, teacher: Teacher, params: GenerationParams) -> list[str]:
-    """One teacher call for the step, each unit's answer under its own schema (they differ only in the
-    lengths that follow their seeds; a local teacher masks each row with its own grammar)."""
-    schemas = [strategy.answer_schema(ex, options, params.max_new_tokens) for _, ex in units]
+                        options: StrategyOptions, teacher: Teacher, params: GenerationParams,
+                        draws: dict[int, list[dict[str, str]]]) -> list[str]:
+    """One teacher call for the step, each unit's answer under its own schema (they differ in the lengths
+    that follow their seeds and in the plan draws they start items with; a local teacher masks each row
+    with its own grammar)."""
+    schemas = [strategy.answer_schema(ex, options, params.max_new_tokens, draws[i]) for i, ex in units]
     if all(s is None for s in schemas):
         return teacher.generate(conversations, params)
     return teacher.generate(conversations, params, schema=schemas)

@@ -58,15 +58,22 @@ def string_list(n: int, max_new_tokens: int, *, cap: int = MAX_STRING) -> JsonSc
 
 def object_list(n: int, fields: Sequence[str], max_new_tokens: int, *, weights: dict[str, float] | None = None,
                 optional: Sequence[str] = (), enums: dict[str, list[str]] | None = None,
-                caps: dict[str, int] | None = None) -> JsonSchema:
+                caps: dict[str, int] | None = None, leading: Sequence[dict[str, str]] = ()) -> JsonSchema:
     """Exactly n objects with these fields, in this order (few-shot). `enums` fixes a field's values
     (a classification label); `optional` fields may be empty strings (an Alpaca input); `caps` bounds a
-    field's length below its share of the budget."""
+    field's length below its share of the budget.
+
+    `leading`, one dict per item (a diversity plan's draws), puts its keys first in that item with their
+    values fixed (`prefixItems`): the grammar writes `{"topic":"gardening",` and the model goes on from
+    there. A small teacher ignores a plan that is only in the prompt; one it has just written itself
+    conditions what follows (bench/structured.py --plan-only)."""
     enums, caps = enums or {}, caps or {}
+    leading = [{k: v for k, v in draw.items() if k not in fields} for draw in leading][:n]
     free = [f for f in fields if f not in enums]
     weights = weights or {}
-    overhead = n * (2 + sum(len(f) + 6 for f in fields)) + 2 + n * sum(max(map(len, v), default=0)
-                                                                      for v in enums.values())
+    forced = max((sum(len(k) + len(v) + 6 for k, v in draw.items()) for draw in leading), default=0)
+    overhead = n * (2 + forced + sum(len(f) + 6 for f in fields)) + 2 + n * sum(max(map(len, v), default=0)
+                                                                               for v in enums.values())
     budgets = string_budgets(max_new_tokens, [weights.get(f, 1.0) * n for f in free], overhead=overhead)
     properties: dict[str, Any] = {}
     for name in fields:
@@ -76,7 +83,12 @@ def object_list(n: int, fields: Sequence[str], max_new_tokens: int, *, weights: 
             per_item = min(caps.get(name, MAX_STRING), max(MIN_STRING, budgets[free.index(name)] // n))
             properties[name] = _text(per_item, required=name not in optional)
     item = {"type": "object", "properties": properties, "required": list(fields), "additionalProperties": False}
-    return {"type": "array", "minItems": n, "maxItems": n, "items": item}
+    if not leading:
+        return {"type": "array", "minItems": n, "maxItems": n, "items": item}
+    items = [{**item, "properties": {**{k: {"type": "string", "enum": [v]} for k, v in draw.items()}, **properties},
+              "required": [*draw, *fields]} for draw in leading]
+    items += [item] * (n - len(items))
+    return {"type": "array", "minItems": n, "maxItems": n, "prefixItems": items, "items": False}
 
 
 def keyed_texts(keys: Sequence[str], max_new_tokens: int, *, cap: int = MAX_STRING) -> JsonSchema:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -221,9 +222,10 @@ class Strategy:
     def conversation(self, prompt: str) -> ChatMessages:
         return [{"role": "user", "content": prompt}]
 
-    def answer_schema(self, examples: list[Example], options: StrategyOptions,
-                      max_new_tokens: int) -> JsonSchema | None:
-        """The JSON schema of this strategy's answer, sized to `max_new_tokens`; None: free text."""
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int,
+                      draws: Sequence[dict[str, str]] = ()) -> JsonSchema | None:
+        """The JSON schema of this strategy's answer, sized to `max_new_tokens`; None: free text. `draws`:
+        the diversity plan's draw for each row the unit asks for (strategies that use a plan)."""
         return None
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
@@ -248,7 +250,8 @@ class InstructionExpansion(Strategy):
     def expected_rows(self, options: StrategyOptions) -> int:
         return options.n
 
-    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int,
+                      draws: Sequence[dict[str, str]] = ()) -> JsonSchema:
         return schemas.string_list(options.n, max_new_tokens, cap=schemas.like(seed_view(examples[0])["instruction"]))
 
     def parse(self, text: str, examples: list[Example], options: StrategyOptions) -> list[Row]:
@@ -273,7 +276,8 @@ class InstructionRefinement(Strategy):
     help = "A vague seed request is rewritten as a clear, specific one with the same intent."
     variables = frozenset({"task", "seed", "n", "diversity_hint", "plan"})
 
-    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int,
+                      draws: Sequence[dict[str, str]] = ()) -> JsonSchema:
         return schemas.keyed_texts(["instruction"], max_new_tokens,
                                    cap=schemas.like(seed_view(examples[0])["instruction"], factor=3.0))
 
@@ -317,7 +321,8 @@ class ResponseExpansion(Strategy):
     def expected_rows(self, options: StrategyOptions) -> int:
         return len(options.styles) or 1
 
-    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int,
+                      draws: Sequence[dict[str, str]] = ()) -> JsonSchema:
         return schemas.keyed_texts([s["name"] for s in self.styles(options)], max_new_tokens,
                                    cap=schemas.like(seed_view(examples[0])["output"], factor=2.0, floor=160))
 
@@ -365,14 +370,16 @@ class FewShot(Strategy):
     def output_format(self, examples: list[Example]) -> SeedFormat:
         return Counter(e.format for e in examples).most_common(1)[0][0]
 
-    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int) -> JsonSchema:
+    def answer_schema(self, examples: list[Example], options: StrategyOptions, max_new_tokens: int,
+                      draws: Sequence[dict[str, str]] = ()) -> JsonSchema:
         fmt = self.output_format(examples)
         fields = FEW_SHOT_FIELDS[fmt]
         context = self.context(examples, options, "")
         caps = {f: schemas.like(*(str(v[f]) for v in context["examples"]), floor=60) for f in fields}
         enums = {"label": context["labels"]} if context["labels"] else None
+        # Each item starts with its draw, written by the grammar (see schemas.object_list).
         return schemas.object_list(options.n, fields, max_new_tokens, weights=FEW_SHOT_WEIGHTS, caps=caps,
-                                   optional=("input",), enums=enums)
+                                   optional=("input",), enums=enums, leading=draws)
 
     def unit_examples(self, idx: int, pool: list[Example], options: StrategyOptions, rng_seed: int,
                       synthetic: list[Example] | None = None) -> list[Example]:

@@ -67,14 +67,15 @@ def compiled_grammar(tokenizer: Any, vocab_size: int, schema: dict[str, Any]) ->
 
 
 def closer_ids(tokenizer: Any) -> list[int]:
-    """Tokens that only close JSON (quotes, brackets, braces, then maybe commas), and the end-of-turn token.
-    Not commas alone: inside a string a comma is text, and a biased one would fill the string with commas."""
+    """Tokens that close a JSON string (a quote, then maybe brackets, braces, commas), and the end-of-turn
+    token. Only quote-initial ones: inside a string a bracket, a brace or a comma is text, and a biased one
+    would fill the string with it. Outside strings the grammar forces the structure anyway."""
     with _lock:
         if id(tokenizer) not in _closers:
             vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
             ids = [i for i, piece in enumerate(vocab)
                    if piece and (text := tokenizer.convert_tokens_to_string([piece]).strip())
-                   and set(text) <= set('"]},') and text[0] in '"]}']
+                   and set(text) <= set('"]},') and text[0] == '"']
             ids += [i for i in (_stop_ids(tokenizer) or []) if i not in ids]
             _closers[id(tokenizer)] = ids
         return _closers[id(tokenizer)]
@@ -86,10 +87,14 @@ def closing_reserve(schema: dict[str, Any]) -> int:
     return 4 + 6 * _strings(schema)
 
 
-def _strings(schema: dict[str, Any]) -> int:
+def _strings(schema: dict[str, Any] | bool) -> int:
+    if not isinstance(schema, dict):  # `items: false` after prefixItems, `true` for anything
+        return 0
     kind = schema.get("type")
     if kind == "array":
-        return int(schema.get("maxItems", 1)) * _strings(schema.get("items", {}))
+        prefix = schema.get("prefixItems", [])
+        rest = max(0, int(schema.get("maxItems", len(prefix) or 1)) - len(prefix))
+        return sum(_strings(p) for p in prefix) + rest * _strings(schema.get("items", {}))
     if kind == "object":
         return sum(_strings(p) for p in schema.get("properties", {}).values())
     return 1
