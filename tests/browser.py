@@ -55,3 +55,19 @@ def browser_contexts(count: int, width: int = 1280, height: int = 900) -> Iterat
             yield pages
         finally:
             browser.close()
+
+
+@contextmanager
+def busy_cpu(processes: int = 3) -> Iterator[None]:
+    """A busy machine: `processes` Python processes spinning on the CPU (real load, not a mock) while the
+    block runs. A CI machine shared with other jobs is like this; answers must still reach the page."""
+    import subprocess
+    import sys
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ from studio.workspace import Workspace
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SEEDS = ROOT.parent / "shared" / "data" / "self_instruct_seeds.jsonl"
 EXAMPLE_SEEDS = ROOT / "assets" / "examples" / "support_replies.jsonl"
+
+
+# Training runs lock their device machine-wide (studio.train.device_locks). This session gets its own lock
+# folder, and each test its own below, so a test never waits for a run of another test or another checkout.
+os.environ["SEED_STUDIO_DEVICE_LOCKS"] = tempfile.mkdtemp(prefix="seed-studio-devices-")
+
+
+@pytest.fixture(autouse=True)
+def _own_device_locks(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("SEED_STUDIO_DEVICE_LOCKS", str(tmp_path_factory.mktemp("device-locks")))
 
 
 @pytest.fixture(autouse=True)

@@ -113,6 +113,7 @@ def test_seeds_to_published_adapter_in_the_browser(converted_chat_model: Path, m
                 expect(gate).to_have_attribute("data-decision", "pass")
                 shot(page, shots, "3-review")
                 page.get_by_role("button", name="Apply the decision").click()
+                expect(page.locator("#rev-gate-result")).to_contain_text("rows selected for datasets")
                 expect(page.locator("#rev-gate")).to_contain_text("selected")
 
                 # 4 · a frozen dataset version

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,18 +61,24 @@ def small_model(tmp_path: Path) -> Path:
 
 class StandIn:
     """Replaces the worker launch with a real process that sleeps: a live pid for the queue, no training. Its
-    command line names the worker module and the run id, like the real worker's."""
+    command line names the worker module and the run id, like the real worker's, and it holds the device's
+    machine-wide lock the way a worker does (the open lock file, inherited)."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
         self.lock = threading.Lock()
 
-    def __call__(self, ws: Workspace, run_id: int, output_dir: Path, log_path: Path) -> int:
+    def __call__(self, ws: Workspace, run_id: int, output_dir: Path, log_path: Path, lock: Any) -> int:
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "studio.train.worker",
-                                 str(run_id)], start_new_session=True)
+                                 str(run_id)], start_new_session=True, pass_fds=(lock.fd,))
         with self.lock:
             self.procs.append(proc)
         return proc.pid
+
+    def end(self, index: int) -> None:
+        """The index-th worker's process exits (as a worker does when its run ends): the device is free."""
+        self.procs[index].kill()
+        self.procs[index].wait()
 
     def close(self) -> None:
         for proc in self.procs:
@@ -226,7 +233,9 @@ def test_one_run_per_device_queue(ws: Workspace, project: tuple[int, int], small
     assert (stopped.status, stopped.queue_position) == ("stopped", None) and stopped.finished_at
     assert runs.get_run(ws, third.id).queue_position == 1
 
-    # The first run ends; launch_next (the worker calls it at exit) starts the oldest queued run: third.
+    # The first run ends (its process exits, freeing the device's lock); launch_next (the worker calls it at
+    # exit) starts the oldest queued run: third.
+    stand_in.end(0)
     set_row(ws, first.id, status="done")
     launched = runs.launch_next(ws)
     assert [r.id for r in launched] == [third.id] and launched[0].launching
@@ -337,7 +346,8 @@ def test_reconcile_marks_dead_processes(ws: Workspace, project: tuple[int, int],
     assert runs.get_run(ws, waiting.id).status == "interrupted"
     zombie.wait()
 
-    # Interrupted runs resume into the queue.
+    # Interrupted runs resume into the queue (once the launched worker's process is gone too).
+    stand_in.end(0)
     resumed = runs.resume(ws, a.id)
     assert resumed.launching and resumed.message == "Starting the training process…"
 

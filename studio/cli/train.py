@@ -124,7 +124,7 @@ def _announce(run: Any, as_json: bool) -> None:
 
 def _follow(ws: Any, run_id: int, as_json: bool) -> None:
     """Print progress until the run ends; Ctrl-C = ask it to stop and wait for its checkpoint."""
-    from studio.train.runs import get_run, request_stop
+    from studio.train.runs import get_run, launch_next, request_stop
 
     live = not as_json and sys.stdout.isatty()
     last = ""
@@ -141,6 +141,9 @@ def _follow(ws: Any, run_id: int, as_json: bool) -> None:
                 last = line
             if run.ended:
                 break
+            if run.status == "queued" and run.pid is None:
+                # It may wait for a run of another workspace, whose worker cannot start ours when it ends.
+                launch_next(ws, device=run.device)
             time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
             if stop_asked:  # a second Ctrl-C: leave; the run still stops in its own process

@@ -19,6 +19,9 @@ not claimed it yet): it holds the device like a running one, so two callers cann
 The launch is claimed with a conditional UPDATE inside a write transaction (BEGIN IMMEDIATE), which
 SQLite serialises across threads and processes. `launch_next` starts the oldest queued run of each free
 device; the worker calls it when it ends, the UI on start and poll, and `reconcile` when it finds a dead run.
+Across workspaces (each has its own database) a launch also takes the device's machine-wide lock
+(studio.train.device_locks) and hands it to the worker; a run whose device another workspace holds stays
+queued with no pid and a message naming the holder, and the next poll (page or CLI) tries again.
 
 Device: an explicit `device` argument, else $STUDIO_TRAIN_DEVICE, else 'cuda:0' when a GPU is visible
 ($CUDA_VISIBLE_DEVICES names one, or the NVIDIA driver lists one under /proc), else 'cpu'. torch is not
@@ -43,6 +46,7 @@ from typing import Any
 
 from studio.errors import DatasetVersionError, TrainError
 from studio.processes import pid_alive
+from studio.train import device_locks
 from studio.train.settings import TrainConfig
 from studio.workspace import Workspace, utc_now
 
@@ -628,11 +632,24 @@ def _launch(ws: Workspace, run_id: int) -> bool:
             ).rowcount
             == 1
         )
-        output_dir, log_path = Path(row["output_dir"]), Path(row["log_path"])
+        output_dir, log_path, device = Path(row["output_dir"]), Path(row["log_path"]), row["device"]
     if not claimed:
         return False
+    # Machine-wide: another workspace's run may hold the device (studio.train.device_locks).
+    lock = device_locks.try_acquire(device, workspace=ws.home, run_id=run_id)
+    if lock is None:
+        other = device_locks.holder(device)
+        who = other.describe() if other else "a run of another workspace"
+        with ws.write() as conn:
+            conn.execute(
+                "UPDATE run SET pid = NULL, message = ?, updated_at = ? WHERE id = ? AND status = 'queued' "
+                "AND pid = ?",
+                (f"Queued: waits for {who} to finish on {device}.", utc_now(), run_id, me),
+            )
+        return False
     try:
-        pid = _spawn(ws, run_id, output_dir, log_path)
+        pid = _spawn(ws, run_id, output_dir, log_path, lock)
+        device_locks.set_holder_pid(lock, pid)  # the queue's message names the worker, not this process
     except OSError as error:
         with ws.write() as conn:
             conn.execute(
@@ -648,6 +665,8 @@ def _launch(ws: Workspace, run_id: int) -> bool:
                 ),
             )
         raise TrainError(f"The training process could not be started: {error}.") from None
+    finally:
+        lock.close()  # the worker holds it now (or nobody, if it could not start)
     with ws.write() as conn:
         # The worker may have claimed the run already (status running, its own pid): then leave it be.
         handed_over = conn.execute(
@@ -662,11 +681,12 @@ def _launch(ws: Workspace, run_id: int) -> bool:
     return True
 
 
-def _spawn(ws: Workspace, run_id: int, output_dir: Path, log_path: Path) -> int:
+def _spawn(ws: Workspace, run_id: int, output_dir: Path, log_path: Path, lock: device_locks.DeviceLock) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
-    # The worker opens this workspace and its model cache (a visitor's workspace shares the host's cache).
+    # The worker opens this workspace and its model cache (a visitor's workspace shares the host's cache),
+    # and holds the device's machine-wide lock for as long as it lives.
     env = {**os.environ, "STUDIO_HOME": str(ws.home), "SEED_STUDIO_MODELS_DIR": str(ws.models_dir),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", device_locks.INHERITED_ENV: str(lock.fd)}
     # The studio package may run from a checkout that is not installed: let `-m studio...` find it anyway.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -681,6 +701,7 @@ def _spawn(ws: Workspace, run_id: int, output_dir: Path, log_path: Path) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=str(ws.home),
+            pass_fds=(lock.fd,),
         )
     # Reap the child when it ends, so it does not linger as a zombie of a long-lived app process.
     threading.Thread(target=proc.wait, name=f"run-{run_id}-reaper", daemon=True).start()

@@ -757,6 +757,10 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr, flush=True)
         return 2
     finally:
+        # Let go of the device (studio.train.device_locks) first, or the next run would wait for this process.
+        from studio.train.device_locks import release_inherited
+
+        release_inherited()
         _launch_next(ws)
     return 0 if outcome.status in ("done", "stopped") else 1
 

@@ -150,7 +150,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                  progress: gr.Progress = gr.Progress()) -> list:  # noqa: B008 - Gradio's own idiom
         pid = require_project(pid)
         if run_id in (None, ""):
-            raise gr.Error(texts.PUBLISH_NO_RUN)
+            # Runs exist but none is picked (the page was still loading, or the choice was cleared).
+            raise gr.Error(texts.PUBLISH_PICK_RUN if publishable_runs(ws, pid) else texts.PUBLISH_NO_RUN)
         from studio.publish.push import push_adapter
 
         token = _token(ws, pasted, oauth)

@@ -405,6 +405,10 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
                 gate_btn = gr.Button(texts.REV_APPLY_GATE, variant="primary", elem_id="rev-gate-apply")
                 more_btn = gr.Button(texts.REV_MORE, elem_id="rev-more")
                 reopen_btn = gr.Button(texts.REV_REOPEN, size="sm", elem_id="rev-reopen")
+            # The answer to Apply / Reopen. Only those write it: a refresh of the tab that was already under
+            # way when the button was pressed (a busy machine, a reload's cascade) may still redraw the gate
+            # from before the decision, but it cannot take this line away (the gate is redrawn after it).
+            gate_note = gr.Markdown("", elem_id="rev-gate-result")
     with gr.Group(visible=False) as revision_box:
         revision = gr.Code(language="jinja2", lines=14, label=texts.REV_REVISION, elem_id="rev-revision",
                            interactive=True)
@@ -658,15 +662,17 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             raise fail(exc) from None
         b = batches.get_batch(ws, b.id)
         draft_updates = [gr.update(visible=False), gr.update(), ""]
+        note = f"Batch #{b.id} is {b.status}."
         if result.decision == "pass":
             from studio.review.selection import selected_rows
 
-            gr.Info(f"Batch #{b.id} passed: {len(selected_rows(ws, batch_id=b.id))} rows selected for datasets.")
+            note = f"✅ Batch #{b.id} passed: {len(selected_rows(ws, batch_id=b.id))} rows selected for datasets."
         elif result.decision == "fail":
-            gr.Warning(f"Batch #{b.id} failed the gate and is discarded (kept for the record). A revised prompt "
-                       "is drafted below.")
+            note = (f"⚠️ Batch #{b.id} failed the gate and is discarded (kept for the record). A revised prompt is "
+                    "drafted below.")
             draft_updates = draft(b.id)
-        return [*gate_updates(b, thr, mrev), gr.update(choices=batch_choices(ws, pid), value=b.id), *draft_updates]
+        return [*gate_updates(b, thr, mrev), gr.update(choices=batch_choices(ws, pid), value=b.id), *draft_updates,
+                note]
 
     def draft(batch_id: int) -> list:
         from studio.models.registry import DEFAULT_TEACHER
@@ -728,7 +734,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             raise fail(exc) from None
         b = batches.get_batch(ws, b.id)
         return [*gate_updates(b, thr, mrev), gr.update(choices=batch_choices(ws, pid), value=b.id),
-                gr.update(visible=False)]
+                gr.update(visible=False), f"Batch #{b.id} is open for review again."]
 
     # ------------------------------------------------------------------ wiring
 
@@ -770,12 +776,15 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
                   [current, batch, reviewer], card_outputs)
     threshold.release(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
     min_reviews.blur(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
+    # Then the gate again, from the database: it lands after any refresh that was under way before the click.
     gate_btn.click(on_gate_apply, [current, batch, *gate_inputs, cap, min_judge],
-                   [*gate_outputs, batch, revision_box, revision, revision_note])
+                   [*gate_outputs, batch, revision_box, revision, revision_note, gate_note]).then(
+        gate_updates_for, [current, batch, *gate_inputs], gate_outputs, show_progress="hidden")
     revision_redraft.click(on_redraft, [current, batch], [revision_box, revision, revision_note])
     revision_save.click(on_revision_save, [current, batch, revision], revision_note)
     more_btn.click(on_more, [current, batch, reviewer, *gate_inputs], [*card_outputs, *gate_outputs])
-    reopen_btn.click(on_reopen, [current, batch, *gate_inputs], [*gate_outputs, batch, revision_box])
+    reopen_btn.click(on_reopen, [current, batch, *gate_inputs], [*gate_outputs, batch, revision_box, gate_note]).then(
+        gate_updates_for, [current, batch, *gate_inputs], gate_outputs, show_progress="hidden")
 
     # The reviewer's name is remembered in this browser (filled in when the tab opens, as the tab's fields
     # are drawn only then); their place in the sample follows from it.

@@ -422,5 +422,6 @@ PUBLISH_DONE_TITLE = "### Published from this project"
 PUBLISH_NONE = "Nothing published yet."
 PUBLISH_CARD = "Model card preview"
 PUBLISH_NO_RUN = "No finished run yet: train one first (Train tab)."
+PUBLISH_PICK_RUN = "Pick the run to publish in the list above, then press the button again."
 PUBLISH_NO_TOKEN_SPACE = ("Sign in with Hugging Face (button above) or paste a write token: on a shared Space the "
                           "studio never pushes with the Space owner's token.")
