@@ -3,6 +3,7 @@ same model, same LoRA, same batches. Target: studio >= 1.5x the baseline's real 
 
     .venv/bin/python bench/train_throughput.py [--model auto|smollm2|tiny] [--steps 3] [--warmup 1]
                                                [--batch-size 8] [--max-length 512] [--repeat 1] [--rounds 1]
+                                               [--whole-run [--whole-steps N]] [--busy N]
 
 Data: the 120 human-written seeds of /work/shared/data/self_instruct_seeds.jsonl as chat conversations
 (studio.data.chat.to_messages), `--repeat` times, tokenised once by studio.train.data in the model's chat
@@ -17,6 +18,12 @@ there (SEED_STUDIO_MODELS_DIR picks the cache), else a random 4-layer Llama with
     each batch to its longest row, no length grouping, the model's own forward (full logits + cross-entropy).
 Both: per-device batch `--batch-size`, no gradient accumulation, fp32, no gradient checkpointing, the same
 seed, hence the same random sampler and the same examples in each step (the token totals printed match).
+
+--whole-run also times the product path: `seed-studio train --preset quick` on the 84 train rows of a 70/15/15
+split of the same seeds, in a fresh workspace, from the command to 'done' (model load, evaluation and saving
+included), with the worker's OpenMP threads waiting passively (what the launcher sets) and with libgomp's default
+spin-waiting; it prints the run's reported tokens/s next to the real tokens/s of its steps. --busy N keeps N other
+processes doing torch work throughout (a shared machine). The last line stays the function-level ratio.
 
 Each side runs in its own process (so peak memory is its own), `--rounds` times, alternating; the fastest
 round counts. The first `--warmup` steps are not timed. Real tokens = non-padding tokens fed to the model;
@@ -225,6 +232,80 @@ def run_side(side: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --- a whole run, as a person starts it -------------------------------------------------------------------
+
+
+def hogs(count: int) -> list[subprocess.Popen]:
+    """`count` other processes doing torch matrix products (a machine shared with other work or tests)."""
+    code = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a @ a"
+    return [subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_WAIT_POLICY": ""})
+            for _ in range(count)]
+
+
+def whole_run(max_steps: int, omp_wait: str) -> dict[str, Any]:
+    """`seed-studio train` on the shared seeds (70/15/15 split: 84 train rows), Quick preset, in a fresh
+    workspace: the wall time from the command to 'done', the run's own tokens/s, the estimate, and the real
+    tokens/s (tokens trained / seconds from the worker's first to last logged step)."""
+    from studio.data.importer import commit_import, preview_file
+    from studio.data.versions import FreezeConfig, freeze_version
+    from studio.train.runs import get_run, list_runs
+    from studio.workspace import Workspace
+    from studio.workspace.projects import create_project
+
+    home = Path(tempfile.mkdtemp(prefix="train-bench-home-"))
+    os.environ["STUDIO_HOME"] = str(home)
+    ws = Workspace.open(home)
+    project = create_project(ws, "bench", task_description="Follow the instruction")
+    commit_import(ws, project.id, preview_file(ws, SEEDS, project_id=project.id))
+    freeze_version(ws, project.id, FreezeConfig(name="v1", validation_fraction=0.15, test_fraction=0.15))
+    # OMP_WAIT_POLICY "" = libgomp's default (spin, then sleep); the studio's launcher sets PASSIVE when unset.
+    env = {**os.environ, "STUDIO_HOME": str(home)}
+    if omp_wait == "default":
+        env["OMP_WAIT_POLICY"] = ""
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
+    command = [sys.executable, "-m", "studio.cli", "train", "-p", "bench", "-v", "v1", "--preset", "quick",
+               "--devices", "cpu", "--force", "--json"]
+    if max_steps:
+        command += ["--max-steps", str(max_steps)]
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"seed-studio train failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    estimate = next((line for line in proc.stderr.splitlines() if line.startswith("Estimate:")), "")
+    run = get_run(ws, list_runs(ws, project.id)[0].id)
+    with ws.read() as conn:
+        times = conn.execute(
+            "SELECT MIN(created_at) AS a, MAX(created_at) AS b, COUNT(*) AS n FROM run_metric WHERE run_id = ? "
+            "AND name = 'loss' AND split = 'train'", (run.id,)).fetchone()
+    from datetime import datetime
+
+    from studio.train.settings import TrainConfig
+
+    stats = run.provenance.get("token_stats") or {}
+    # A step reads on average a pass's tokens over a pass's steps (the batches differ; their mean does not).
+    per_pass = TrainConfig.from_dict(run.config).steps_per_epoch(stats.get("rows", 0))
+    per_step = stats.get("total_tokens", 0) / per_pass if stats else 0
+    span = (datetime.fromisoformat(times["b"]) - datetime.fromisoformat(times["a"])).total_seconds()
+    return {
+        "wall_seconds": wall,
+        "steps": run.step,
+        "estimate": estimate,
+        "reported_tokens_per_second": run.tokens_per_second,
+        "seconds_per_step": span / max(1, times["n"] - 1),
+        "real_tokens_per_second": per_step * (times["n"] - 1) / span if span > 0 else None,
+        "omp_wait": omp_wait,
+    }
+
+
+def print_whole(r: dict[str, Any]) -> None:
+    real = r["real_tokens_per_second"]
+    print(f"whole run (OMP wait {r['omp_wait']}): {r['steps']} steps in {r['wall_seconds']:.0f} s from the command "
+          f"to done, {r['seconds_per_step']:.1f} s/step; reported {r['reported_tokens_per_second'] or 0:.0f} "
+          f"tokens/s, real {real or 0:.0f} tokens/s; {r['estimate']}")
+
+
 # --- driver ------------------------------------------------------------------------------------------------
 
 
@@ -251,13 +332,29 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=1, help="how many times the seeds are repeated")
     parser.add_argument("--rounds", type=int, default=1, help="runs per side, alternating; the fastest counts")
+    parser.add_argument("--whole-run", action="store_true",
+                        help="also time `seed-studio train` end to end (Quick preset, 84 train rows), with the "
+                             "launcher's OpenMP passive waiting and with libgomp's default")
+    parser.add_argument("--whole-steps", type=int, default=0, help="--max-steps for the whole runs (0: all 11)")
+    parser.add_argument("--busy", type=int, default=0, help="other processes doing torch work meanwhile")
     parser.add_argument("--side", choices=("studio", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         print(RESULT + json.dumps(run_side(args.side, args)), flush=True)
         return
 
+    others = hogs(args.busy)
+    try:
+        measure(args)
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+
+
+def measure(args: argparse.Namespace) -> None:
     argv = [a for a in sys.argv[1:]]
+    wholes = [whole_run(args.whole_steps, wait) for wait in ("passive", "default")] if args.whole_run else []
     best: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     for _ in range(args.rounds):
@@ -279,6 +376,10 @@ def main() -> None:
         )
     if studio["tokens"] != baseline["tokens"]:
         print(f"warning: the sides saw different tokens ({studio['tokens']} vs {baseline['tokens']})")
+    for whole in wholes:
+        print_whole(whole)
+    if args.busy:
+        print(f"busy machine: {args.busy} other processes doing torch matrix products throughout")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"wall time {time.perf_counter() - started:.0f} s; load average {load:.2f}")
     print(f"ratio: {studio['tokens_per_second'] / baseline['tokens_per_second']:.2f}")

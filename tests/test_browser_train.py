@@ -44,6 +44,15 @@ def test_train_from_the_browser_and_see_the_curves_after_a_reload(running_app, t
         page.get_by_role("tab", name="Train").click()
         expect(page.locator("#train-progress")).to_contain_text("No run yet")
         expect(page.locator("#train-estimate")).to_contain_text("on this CPU")
+        # No GPU here: the picker offers the processor, ticked; with nothing ticked the page says what to do.
+        where = page.locator("#train-devices")
+        expect(where).to_contain_text("This computer's processor (CPU)")
+        expect(where).to_contain_text("No GPU here")
+        where.locator("input[type=checkbox]").first.uncheck()
+        expect(page.locator("#train-estimate")).to_contain_text("Tick at least one place to train")
+        where.locator("input[type=checkbox]").first.click()
+        expect(where.locator("label.selected")).to_have_count(1)  # Gradio marks a ticked choice's label
+        expect(page.locator("#train-estimate")).to_contain_text("on this CPU")
 
         page.locator("#train-preset").get_by_text("Quick").click()
         expect(page.locator("#train-preset-help")).to_contain_text("a few minutes")
@@ -56,6 +65,7 @@ def test_train_from_the_browser_and_see_the_curves_after_a_reload(running_app, t
         progress = page.locator("#train-progress .train-progress")
         expect(progress).to_have_attribute("data-status", "done", timeout=180_000)
         expect(progress).to_have_attribute("data-step", "6")
+        expect(progress).to_contain_text("the CPU")
         expect(page.locator("#train-stats")).to_contain_text("tokens/s")
         curves = page.locator("#train-curves")
         expect(curves.locator("polyline[data-series='train']")).to_be_visible()

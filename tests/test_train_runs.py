@@ -68,9 +68,10 @@ class StandIn:
         self.procs: list[subprocess.Popen] = []
         self.lock = threading.Lock()
 
-    def __call__(self, ws: Workspace, run_id: int, output_dir: Path, log_path: Path, lock: Any) -> int:
+    def __call__(self, ws: Workspace, run_id: int, output_dir: Path, log_path: Path, device: str,
+                 locks: list[Any]) -> int:
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "studio.train.worker",
-                                 str(run_id)], start_new_session=True, pass_fds=(lock.fd,))
+                                 str(run_id)], start_new_session=True, pass_fds=tuple(lock.fd for lock in locks))
         with self.lock:
             self.procs.append(proc)
         return proc.pid

@@ -41,9 +41,11 @@ def train(
                                         "bitsandbytes) or full (every weight; models up to 1.5B).")] = "lora",
     preset: Annotated[str, typer.Option("--preset", help="quick, balanced or thorough.")] = "balanced",
     name: Annotated[str, typer.Option("--name", help="A name for the run.")] = "",
-    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda:0 (default: $STUDIO_TRAIN_DEVICE, "
-                                               "else a visible GPU, else cpu). One run per device at a "
-                                               "time; others wait in the queue.")] = None,
+    device: Annotated[str | None, typer.Option("--devices", "--device", help="Where to train: cpu, cuda:1, "
+                                               "several GPUs (0,1 or cuda:0,cuda:1 or all: data parallel, one "
+                                               "process each), or cpu*2 (two processes on the CPU). Default: "
+                                               "$STUDIO_TRAIN_DEVICE, else a visible GPU, else cpu. One run per "
+                                               "device at a time; others wait in the queue.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Start even when the estimate says it will not "
                                         "fit in memory.")] = False,
     detach: DetachOption = False,
@@ -88,14 +90,16 @@ def train(
 def _estimate(ws: Any, config: Any, base_ref: str, version: Any, device: str | None) -> Any:
     """The estimate, or None when the model's size is not known here (a Hub model not downloaded yet)."""
     from studio.errors import TrainError
+    from studio.train import devices
     from studio.train.estimate import estimate
-    from studio.train.runs import default_device
 
-    kind = "cuda" if (device or default_device()).startswith("cuda") else "cpu"
+    target = devices.estimate_target(devices.parse(device))  # a bad list is refused here, before anything runs
     try:
         return estimate(config, model_ref=base_ref, models_dir=ws.models_dir, rows=version.splits.get("train", 0),
                         mean_tokens=_rough_mean_tokens(ws, version.id),
-                        validation_rows=version.splits.get("validation", 0), device=kind, detect_free_memory=True)
+                        validation_rows=version.splits.get("validation", 0), device=target.device,
+                        devices=target.devices, free_memory_bytes=target.free_memory_bytes,
+                        detect_free_memory=target.device == "cpu", device_name=target.device_name)
     except TrainError:
         return None
 

@@ -94,9 +94,9 @@ def start_ablation(ws: Workspace, project_id: int, *, version_id: int, base_mode
     runs._check_version(ws, project_id, source.id)
     info = runs._check_model(ws, base_model_ref)
     runs._check_method(ws, config.method, info)
-    device = runs.device_key(device or runs.default_device())
-    if not device:
-        raise TrainError("No device was given. Use 'cpu' or 'cuda:0'.")
+    from studio.train import devices
+
+    device = devices.text(devices.parse(device))
     _check_seeds_unchanged(ws, project_id, source, rows)
     general = source.config.get("general_path")
     if general and not Path(str(general)).expanduser().is_file():

@@ -25,7 +25,8 @@ from studio.workspace import utc_now
 
 LOCK_DIR_ENV = "SEED_STUDIO_DEVICE_LOCKS"
 INHERITED_ENV = "SEED_STUDIO_DEVICE_LOCK_FD"
-"""The worker's environment names the lock file it inherited, so it can let go before launching the next run."""
+"""The worker's environment names the lock files it inherited (comma-separated descriptors), so it can let go
+before launching the next run."""
 
 
 def lock_dir() -> Path:
@@ -153,7 +154,7 @@ def holder(device: str) -> Holder | None:
 
 def release_inherited() -> None:
     """In a worker: close the lock file the launcher handed over (the device is free for the next run)."""
-    value = os.environ.pop(INHERITED_ENV, "")
-    if value.isdigit():
-        with contextlib.suppress(OSError):
-            os.close(int(value))
+    for value in os.environ.pop(INHERITED_ENV, "").split(","):
+        if value.strip().isdigit():
+            with contextlib.suppress(OSError):
+                os.close(int(value))

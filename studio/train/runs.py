@@ -25,7 +25,9 @@ queued with no pid and a message naming the holder, and the next poll (page or C
 
 Device: an explicit `device` argument, else $STUDIO_TRAIN_DEVICE, else 'cuda:0' when a GPU is visible
 ($CUDA_VISIBLE_DEVICES names one, or the NVIDIA driver lists one under /proc), else 'cpu'. torch is not
-imported to find out: this module stays light (the web app imports it at start).
+imported to find out: this module stays light (the web app imports it at start). The argument may name several
+devices ('cuda:0,cuda:1', 'all', 'cpu,cpu': studio.train.devices); the run then holds all of them, queues behind
+any run that shares one, and is launched through studio.train.launch (torchrun or accelerate, one rank each).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Any
 
 from studio.errors import DatasetVersionError, TrainError
 from studio.processes import pid_alive
-from studio.train import device_locks
+from studio.train import device_locks, devices
 from studio.train.settings import TrainConfig
 from studio.workspace import Workspace, utc_now
 
@@ -72,17 +74,6 @@ LOG_NAME = "train.log"
 LOSS = "loss"
 TOKENS_PER_SECOND = "tokens_per_second"
 VALIDATION_SPLITS = ("validation", "eval")
-
-# The worker records the device it trains on as 'cuda' or 'cpu' (torch's words); the queue knows 'cuda:0'.
-# Both name one queue, so rows are compared by this key.
-_DEVICE_KEY = "(CASE WHEN device = 'cuda' THEN 'cuda:0' ELSE device END)"
-
-
-def device_key(device: str) -> str:
-    """The queue a device name belongs to: 'cuda' and 'cuda:0' are one GPU."""
-    text = (device or "").strip().lower()
-    return "cuda:0" if text == "cuda" else text
-
 
 # --------------------------------------------------------------------------------------------- the Run
 
@@ -223,11 +214,13 @@ def create_run(
     info = _check_model(ws, base_model_ref)
     config.check()
     _check_method(ws, config.method, info)
-    device = device_key(device or default_device())
-    if not device:
-        raise TrainError("No device was given. Use 'cpu' or 'cuda:0'.")
-    if device == "cpu" and space_without_gpu(ws):
+    wants_gpu = any(part.strip().lower().startswith(("cuda", "all")) or part.strip().isdigit()
+                    for part in (device or "").split(","))
+    # GPU numbers are checked against nvidia-smi's list where there is one (none here: they cannot be told).
+    entries = devices.parse(device, (devices.visible_gpus() or None) if wants_gpu else None)
+    if entries[0] == "cpu" and space_without_gpu(ws):
         raise TrainError(SPACE_NO_GPU)
+    device = devices.text(entries)
     clean_name = " ".join((name or "").split())
     if len(clean_name) > 80:
         raise TrainError(
@@ -238,6 +231,7 @@ def create_run(
         "project": {"id": project.id, "name": project.name},
         "dataset_version": {"id": version.id, "name": version.name, "splits": version.splits},
         "base_model": {"ref": info.ref, "kind": info.kind, "title": info.title},
+        "launch": _launch_plan(ws, info.ref, config, entries, version.splits.get("train", 0)),
     }
     now = utc_now()
     with ws.write() as conn:
@@ -255,7 +249,7 @@ def create_run(
                     clean_name,
                     device,
                     "Queued.",
-                    config.total_steps(version.splits.get("train", 0)),
+                    config.total_steps(version.splits.get("train", 0), len(entries)),
                     json.dumps(provenance),
                     now,
                     now,
@@ -268,6 +262,21 @@ def create_run(
         )
     output_dir.mkdir(parents=True, exist_ok=True)
     return get_run(ws, run_id)
+
+
+def _launch_plan(ws: Workspace, ref: str, config: TrainConfig, entries: tuple[str, ...], rows: int) -> dict[str, Any]:
+    """How the run spreads over its devices (studio.train.devices.pick_strategy), decided once, at creation."""
+    breakdown, free = None, None
+    if len(entries) > 1 and entries[0] != "cpu" and config.method == "full":
+        from studio.train.estimate import estimate
+
+        gpus = {g.key: g for g in devices.visible_gpus()}
+        free = min((gpus[e].free_bytes for e in entries if e in gpus), default=None)
+        with contextlib.suppress(TrainError):
+            breakdown = estimate(config, model_ref=ref, models_dir=ws.models_dir, rows=rows,
+                                 mean_tokens=config.max_seq_length / 2, device="cuda", devices=len(entries)).breakdown
+    return {"devices": list(entries), "processes": len(entries),
+            "strategy": devices.pick_strategy(entries, config.method, breakdown, free)}
 
 
 def _check_version(ws: Workspace, project_id: int, version_id: int) -> Any:
@@ -468,14 +477,10 @@ def _run(conn: sqlite3.Connection, r: sqlite3.Row) -> Run:
     ).fetchone()
     position = None
     if r["status"] == "queued" and r["pid"] is None:
-        position = (
-            1
-            + conn.execute(
-                f"SELECT COUNT(*) FROM run WHERE status = 'queued' AND pid IS NULL AND {_DEVICE_KEY} = ? "
-                "AND id < ?",
-                (device_key(r["device"]), run_id),
-            ).fetchone()[0]
-        )
+        older = conn.execute(
+            "SELECT device FROM run WHERE status = 'queued' AND pid IS NULL AND id < ?", (run_id,)
+        ).fetchall()
+        position = 1 + sum(devices.overlap(o["device"], r["device"]) for o in older)
     validation = [v for _, v in cur["validation"]]
     try:
         patience = int(config.get("overfit_patience", TrainConfig().overfit_patience))
@@ -591,15 +596,22 @@ def launch_next(ws: Workspace, device: str | None = None) -> list[Run]:
     """Start the oldest queued run of every free device (of `device` only, when given); return the runs
     launched. Safe to call from several processes at once: each launch is claimed in a write transaction."""
     _reconcile_rows(ws)
-    sql, args = "SELECT id, device FROM run WHERE status = 'queued' AND pid IS NULL", []
-    if device is not None:
-        sql, args = sql + f" AND {_DEVICE_KEY} = ?", [device_key(device)]
     with ws.read() as conn:
-        rows = conn.execute(sql + " ORDER BY id", args).fetchall()
-    oldest: dict[str, int] = {}
+        rows = conn.execute(
+            "SELECT id, device FROM run WHERE status = 'queued' AND pid IS NULL ORDER BY id"
+        ).fetchall()
+    # First come, first served per device: a queued run keeps its devices from newer runs, even when it
+    # cannot start yet (a run on cuda:0,cuda:1 is not overtaken by one on cuda:1).
+    taken: set[str] = set()
+    candidates = []
     for r in rows:
-        oldest.setdefault(device_key(r["device"]), r["id"])
-    launched = [run_id for run_id in oldest.values() if _launch(ws, run_id)]
+        wanted = set(devices.entries_of(r["device"]))
+        if wanted & taken:
+            continue
+        taken |= wanted
+        if device is None or devices.overlap(device, r["device"]):
+            candidates.append(r["id"])
+    launched = [run_id for run_id in candidates if _launch(ws, run_id)]
     return [get_run(ws, run_id) for run_id in launched]
 
 
@@ -610,12 +622,12 @@ def _launch(ws: Workspace, run_id: int) -> bool:
         row = conn.execute("SELECT * FROM run WHERE id = ?", (run_id,)).fetchone()
         if row is None or row["status"] != "queued" or row["pid"] is not None:
             return False
-        busy = conn.execute(
-            f"SELECT id, name FROM run WHERE {_DEVICE_KEY} = ? AND id != ? AND (status IN "
-            "('running', 'stopping') OR (status = 'queued' AND pid IS NOT NULL)) "
-            "ORDER BY id LIMIT 1",
-            (device_key(row["device"]), run_id),
-        ).fetchone()
+        active = conn.execute(
+            "SELECT id, name, device FROM run WHERE id != ? AND (status IN ('running', 'stopping') OR "
+            "(status = 'queued' AND pid IS NOT NULL)) ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        busy = next((a for a in active if devices.overlap(a["device"], row["device"])), None)
         if busy is not None:
             title = busy["name"] or f"run {busy['id']}"
             conn.execute(
@@ -635,21 +647,27 @@ def _launch(ws: Workspace, run_id: int) -> bool:
         output_dir, log_path, device = Path(row["output_dir"]), Path(row["log_path"]), row["device"]
     if not claimed:
         return False
-    # Machine-wide: another workspace's run may hold the device (studio.train.device_locks).
-    lock = device_locks.try_acquire(device, workspace=ws.home, run_id=run_id)
-    if lock is None:
-        other = device_locks.holder(device)
-        who = other.describe() if other else "a run of another workspace"
-        with ws.write() as conn:
-            conn.execute(
-                "UPDATE run SET pid = NULL, message = ?, updated_at = ? WHERE id = ? AND status = 'queued' "
-                "AND pid = ?",
-                (f"Queued: waits for {who} to finish on {device}.", utc_now(), run_id, me),
-            )
-        return False
+    # Machine-wide: another workspace's run may hold a device (studio.train.device_locks).
+    locks: list[device_locks.DeviceLock] = []
+    for key in devices.lock_keys(devices.entries_of(device)):
+        lock = device_locks.try_acquire(key, workspace=ws.home, run_id=run_id)
+        if lock is None:
+            for held in locks:
+                held.close()
+            other = device_locks.holder(key)
+            who = other.describe() if other else "a run of another workspace"
+            with ws.write() as conn:
+                conn.execute(
+                    "UPDATE run SET pid = NULL, message = ?, updated_at = ? WHERE id = ? AND status = 'queued' "
+                    "AND pid = ?",
+                    (f"Queued: waits for {who} to finish on {key}.", utc_now(), run_id, me),
+                )
+            return False
+        locks.append(lock)
     try:
-        pid = _spawn(ws, run_id, output_dir, log_path, lock)
-        device_locks.set_holder_pid(lock, pid)  # the queue's message names the worker, not this process
+        pid = _spawn(ws, run_id, output_dir, log_path, device, locks)
+        for lock in locks:
+            device_locks.set_holder_pid(lock, pid)  # the queue's message names the worker, not this process
     except OSError as error:
         with ws.write() as conn:
             conn.execute(
@@ -666,7 +684,8 @@ def _launch(ws: Workspace, run_id: int) -> bool:
             )
         raise TrainError(f"The training process could not be started: {error}.") from None
     finally:
-        lock.close()  # the worker holds it now (or nobody, if it could not start)
+        for lock in locks:
+            lock.close()  # the worker holds them now (or nobody, if it could not start)
     with ws.write() as conn:
         # The worker may have claimed the run already (status running, its own pid): then leave it be.
         handed_over = conn.execute(
@@ -681,27 +700,38 @@ def _launch(ws: Workspace, run_id: int) -> bool:
     return True
 
 
-def _spawn(ws: Workspace, run_id: int, output_dir: Path, log_path: Path, lock: device_locks.DeviceLock) -> int:
+def _spawn(ws: Workspace, run_id: int, output_dir: Path, log_path: Path, device: str,
+           locks: list[device_locks.DeviceLock]) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
+    entries = devices.entries_of(device)
+    fds = tuple(lock.fd for lock in locks)
     # The worker opens this workspace and its model cache (a visitor's workspace shares the host's cache),
-    # and holds the device's machine-wide lock for as long as it lives.
+    # and holds the devices' machine-wide locks for as long as it lives. Only the picked GPUs are visible to
+    # it, so cuda:1 alone trains on cuda:1, and rank r of several uses the r-th picked one.
     env = {**os.environ, "STUDIO_HOME": str(ws.home), "SEED_STUDIO_MODELS_DIR": str(ws.models_dir),
-           "PYTHONUNBUFFERED": "1", device_locks.INHERITED_ENV: str(lock.fd)}
+           "PYTHONUNBUFFERED": "1", device_locks.INHERITED_ENV: ",".join(map(str, fds)),
+           **devices.child_env(entries)}
+    if entries[0] == "cpu":
+        # Threads spin-waiting at OpenMP barriers stall when another process takes the core: on a shared
+        # 2-core machine a step took 3x longer than with passive waiting (bench/RESULTS.md, "busy machine").
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # The studio package may run from a checkout that is not installed: let `-m studio...` find it anyway.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    # Several devices: the launcher (studio.train.launch) runs the worker's ranks and keeps the locks.
+    module = "studio.train.worker" if len(entries) == 1 else "studio.train.launch"
     with open(log_path, "ab") as log:
-        log.write(f"\n=== {utc_now()} starting the worker for run {run_id} ===\n".encode())
+        log.write(f"\n=== {utc_now()} starting the worker for run {run_id} on {device} ===\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "studio.train.worker", str(run_id)],
+            [sys.executable, "-m", module, str(run_id)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=str(ws.home),
-            pass_fds=(lock.fd,),
+            pass_fds=fds,
         )
     # Reap the child when it ends, so it does not linger as a zombie of a long-lived app process.
     threading.Thread(target=proc.wait, name=f"run-{run_id}-reaper", daemon=True).start()
@@ -744,9 +774,10 @@ def _terminate(pid: int, run_id: int) -> None:
             args = f.read().decode(errors="replace").split("\0")
     except OSError:
         return
-    if "studio.train.worker" in args and str(run_id) in args:
+    if ("studio.train.worker" in args or "studio.train.launch" in args) and str(run_id) in args:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)  # the worker leads its own session (start_new_session)
+            # The launched process leads its own session (start_new_session): the group is all its ranks.
+            os.killpg(os.getpgid(pid), signal.SIGTERM)
 
 
 def resume(ws: Workspace, run_id: int) -> Run:
@@ -841,7 +872,6 @@ __all__ = [
     "curves",
     "default_device",
     "detect_overfitting",
-    "device_key",
     "get_run",
     "latest_checkpoint",
     "launch_next",

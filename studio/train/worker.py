@@ -32,9 +32,11 @@ How the model is trained (see `build_trainer`, which bench/train_throughput.py a
 - Evaluation every eval_every_steps on the validation split; checkpoints every checkpoint_steps; with
   early_stopping_patience > 0, EarlyStoppingCallback on eval_loss and load_best_model_at_end.
 
-Several GPUs: `accelerate launch --config_file studio/train/accelerate/{ddp,zero2,zero3}.yaml -m
-studio.train.worker RUN_ID`. Every rank trains; rank 0 alone claims the row and writes metrics, status and
-files; a stop (database or SIGTERM on any rank) is agreed across ranks each step. Not exercised here (no GPU).
+Several devices: runs._spawn starts studio.train.launch, which runs this worker once per device under torchrun
+(DDP; gloo on the CPU, NCCL on GPUs) or `accelerate launch --config_file studio/train/accelerate/zero{2,3}.yaml`.
+Every rank trains; rank 0 alone claims the row and writes metrics, status and files; a stop (database or SIGTERM
+on any rank) is agreed across ranks each step. The loss is scaled as Trainer scales it across ranks, so a step on
+N processes equals one process on the same global batch (tests/test_distributed.py checks the adapters).
 """
 
 from __future__ import annotations
@@ -298,12 +300,19 @@ def _trainer_class(device: str) -> Any:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             count = targets.numel() if num_items_in_batch is None else num_items_in_batch
             loss = F.cross_entropy(logits.float(), targets, reduction="sum") / torch.as_tensor(count).clamp(min=1)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                # As Trainer.compute_loss: the count is every rank's, and DDP averages the ranks' gradients, so
+                # scale back up by the ranks; the step then equals one process on the same global batch.
+                loss = loss * self.accelerator.num_processes
             with torch.no_grad():  # the metrics TRL logs, minus entropy
                 correct = int((logits.argmax(-1) == targets).sum()) if targets.numel() else 0
                 self._metrics[mode]["mean_token_accuracy"].append(correct / max(1, targets.numel()))
                 if mode == "train":
                     mask = inputs.get("attention_mask")
-                    self._total_train_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+                    ids = inputs["input_ids"]
+                    fed = mask.sum() if mask is not None else torch.tensor(ids.numel(), device=ids.device)
+                    # Every rank's tokens (as TRL counts them), so tokens/s is the run's, not rank 0's.
+                    self._total_train_tokens += int(self.accelerator.gather_for_metrics(fed.reshape(1)).sum())
                 self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
             return loss
 
@@ -321,7 +330,7 @@ def newest_checkpoint(checkpoints_dir: Path) -> Path | None:
             continue
         if (entry / "trainer_state.json").is_file():
             found.append((int(m.group(1)), entry))
-        else:
+        elif process_rank() == 0:  # one rank tidies; the others only read
             shutil.rmtree(entry, ignore_errors=True)  # killed while saving: useless, and confuses rotation
     return max(found)[1] if found else None
 
@@ -367,6 +376,11 @@ def process_rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+def world_size() -> int:
+    """How many ranks train this run (1 on one device)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
 def claim(ws: Workspace, run_id: int, device: str, *, write: bool = True) -> _Claim:
     """Mark the run 'running' for this process; TrainError when it is not ours to run.
 
@@ -390,8 +404,10 @@ def claim(ws: Workspace, run_id: int, device: str, *, write: bool = True) -> _Cl
         output_dir = Path(row["output_dir"]) if row["output_dir"] else ws.runs_dir / str(run_id)
         if write:
             conn.execute(
-                "UPDATE run SET status = 'running', pid = ?, device = ?, started_at = ?, heartbeat_at = ?, "
-                "finished_at = '', message = ?, output_dir = ?, updated_at = ? WHERE id = ?",
+                # The device column keeps the queue's names (cuda:1, cuda:0,cuda:1) when the launcher set them.
+                "UPDATE run SET status = 'running', pid = ?, device = COALESCE(NULLIF(device, ''), ?), "
+                "started_at = ?, heartbeat_at = ?, finished_at = '', message = ?, output_dir = ?, updated_at = ? "
+                "WHERE id = ?",
                 (os.getpid(), device, now, now, "Loading the model and the data.", str(output_dir), now, run_id),
             )
     return _Claim(
@@ -568,8 +584,9 @@ def _wrap_up(
     stopped = callback.stop_requested and step < max_steps  # a stop at the last step changes nothing
     early = not stopped and step < max_steps and setup.eval_rows > 0 and config.early_stopping_patience > 0
     adapter_dir = output_dir / ADAPTER
-    trainer.save_model(str(adapter_dir))
-    setup.tokenizer.save_pretrained(str(adapter_dir))
+    trainer.save_model(str(adapter_dir))  # rank 0 writes (Trainer.should_save); every rank takes part
+    if is_main:
+        setup.tokenizer.save_pretrained(str(adapter_dir))
     final: dict[str, float] = {}
     train_losses = [h["loss"] for h in state.log_history if "loss" in h]
     if train_losses:
@@ -761,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
         from studio.train.device_locks import release_inherited
 
         release_inherited()
-        _launch_next(ws)
+        if world_size() == 1:  # several ranks: studio.train.launch holds the devices and starts the next run
+            _launch_next(ws)
     return 0 if outcome.status in ("done", "stopped") else 1
 
 

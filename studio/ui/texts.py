@@ -303,9 +303,16 @@ TRAIN_METHOD_HELP = ("LoRA trains a small adapter; QLoRA does the same on a 4-bi
 TRAIN_METHODS = {"qlora": "QLoRA (4-bit, least memory)", "lora": "LoRA (adapter)",
                  "full": "Full fine-tune (small models)"}
 TRAIN_PRESET = "Preset"
+TRAIN_DEVICES = "Where to train"
+TRAIN_DEVICES_HELP = ("Tick one GPU, or several to train faster: each trains on its share of every batch (data "
+                      "parallel) and they learn as one. A run holds the GPUs it uses; another run that needs one "
+                      "of them waits in line.")
+TRAIN_DEVICES_CPU_HELP = ("No GPU here, so training runs on the processor: fine for small models and a few "
+                          "hundred examples. A computer (or Space) with a GPU trains much faster.")
+TRAIN_NEED_DEVICE = "Tick at least one place to train (a GPU or the processor)."
 TRAIN_ADVANCED = "Advanced settings"
-TRAIN_EFFECTIVE_BATCH = ("Effective batch: **{per}** rows per step on each device × **{acc}** accumulation steps = "
-                         "**{eff}** rows per update.")
+TRAIN_EFFECTIVE_BATCH = ("Effective batch: **{per}** rows per step on each device × **{acc}** accumulation "
+                         "steps{dev} = **{eff}** rows per update.")
 TRAIN_NAME = "Run name (optional)"
 TRAIN_NAME_PLACEHOLDER = "e.g. first try"
 TRAIN_START = "Train"

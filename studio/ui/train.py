@@ -81,6 +81,17 @@ def runs_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
+def device_choices() -> tuple[list[tuple[str, str]], list[str], str]:
+    """(choices, ticked, help) of the device picker: every GPU nvidia-smi shows (name, memory, free), else the
+    CPU. Read again each time the tab opens, so the free memory is current."""
+    from studio.train import devices
+
+    gpus = devices.visible_gpus()
+    if gpus:
+        return [(g.label(), g.key) for g in gpus], [gpus[0].key], texts.TRAIN_DEVICES_HELP
+    return [(devices.cpu_label(), "cpu")], ["cpu"], texts.TRAIN_DEVICES_CPU_HELP
+
+
 def curves_html(run: Any) -> str:
     series = {split: list(points) for split, points in ((run.curves or {}) if run is not None else {}).items()
               if points}
@@ -102,11 +113,18 @@ def progress_html(run: Any) -> str:
     return (f"<div class='gen-progress train-progress' data-status='{run.status}' data-step='{run.step}' "
             f"data-max-steps='{run.max_steps}'>"
             f"<div class='gen-progress-head'><b>{_esc(run.title)}</b> · {_esc(run.method)} on "
-            f"{_esc(run.base_model_ref)} · <span class='gen-state gen-state-{_esc(run.status)}'>{_esc(run.status)}"
-            f"</span></div><div class='gen-bar'><div class='gen-bar-fill' style='width:{pct}%'></div></div>"
+            f"{_esc(run.base_model_ref)} · {_esc(_where(run.device))} · "
+            f"<span class='gen-state gen-state-{_esc(run.status)}'>{_esc(run.status)}</span></div>"
+            f"<div class='gen-bar'><div class='gen-bar-fill' style='width:{pct}%'></div></div>"
             f"<div class='gen-progress-text'>{_esc(run.progress_text())}</div>"
             f"<div class='gen-progress-text'>{' · '.join(stats)}</div>"
             f"<div class='gen-progress-message'>{_esc(run.message)}</div></div>")
+
+
+def _where(device: str) -> str:
+    from studio.train import devices
+
+    return devices.describe(devices.entries_of(device))
 
 
 def metrics_md(ws: Workspace, run: Any) -> str:
@@ -164,6 +182,9 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             preset = gr.Radio([(p.title, name) for name, p in PRESETS.items()], value="balanced",
                               label=texts.TRAIN_PRESET, elem_id="train-preset")
             preset_help = gr.Markdown(PRESETS["balanced"].description, elem_id="train-preset-help")
+            device_list, ticked, device_help = device_choices()
+            picked = gr.CheckboxGroup(device_list, value=ticked, label=texts.TRAIN_DEVICES, info=device_help,
+                                      elem_id="train-devices")
             with gr.Accordion(texts.TRAIN_ADVANCED, open=False):
                 batch_note = gr.Markdown("", elem_id="train-effective-batch")
                 components: list[gr.components.Component] = []
@@ -219,14 +240,18 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return [PRESETS[preset_value].description, *values]
 
     def estimate_text(pid: int | None, version_id: Any, base_ref: str, method_value: str, preset_value: str,
-                      *values: Any) -> list[str]:
+                      where: list[str] | None, *values: Any) -> list[str]:
         if pid is None or version_id in (None, ""):
             return [texts.TRAIN_NEED_VERSION, ""]
+        if not where:
+            return [f"⚠️ {texts.TRAIN_NEED_DEVICE}", ""]
         from studio.data.chat import to_messages
         from studio.data.versions import version_rows
+        from studio.train import devices
         from studio.train.estimate import estimate
 
         try:
+            target = devices.estimate_target(devices.parse(",".join(where)))
             cfg = make_config(method_value, preset_value, *values)
             train_rows = version_rows(ws, int(version_id), "train")
             validation_rows = version_rows(ws, int(version_id), "validation")
@@ -234,7 +259,9 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             lengths = [sum(len(m["content"]) for m in to_messages(r.format, r.data)) / 4 + 12 for r in train_rows]
             est = estimate(cfg, model_ref=base_ref, models_dir=ws.models_dir, rows=len(train_rows),
                            mean_tokens=sum(lengths) / max(len(lengths), 1), max_tokens=int(max(lengths or [1])),
-                           validation_rows=len(validation_rows), detect_free_memory=True)
+                           validation_rows=len(validation_rows), device=target.device, devices=target.devices,
+                           free_memory_bytes=target.free_memory_bytes, detect_free_memory=target.device == "cpu",
+                           device_name=target.device_name)
         except StudioError as exc:
             return [f"⚠️ {exc}", ""]
         lines = [f"**{est.summary()}**", f"{est.total_steps} steps · {est.trainable_params:,} of {est.params:,} "
@@ -245,7 +272,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return ["\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if lines[2:] else ""),
                 texts.TRAIN_EFFECTIVE_BATCH.format(per=cfg.per_device_batch_size,
                                                    acc=cfg.gradient_accumulation_steps,
-                                                   eff=cfg.effective_batch_size)]
+                                                   dev=f" × **{target.devices}** GPUs" if target.devices > 1 else "",
+                                                   eff=cfg.effective_batch_size_for(target.devices))]
 
     def run_view(pid: int | None, run_id: Any) -> list:
         from studio.train.runs import get_run, launch_next
@@ -277,8 +305,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         from studio.models.registry import DEFAULT_BASE_MODEL
         from studio.train.runs import list_runs
 
+        # New free-memory figures, but the person's ticks stay: a refresh (tab or project switch) must not undo them.
+        device_list, _ticked, device_help = device_choices()
+        where = gr.update(choices=device_list, info=device_help)
         if pid is None:
-            return [gr.update(choices=[], value=None), gr.update(choices=[], value=None), None,
+            return [gr.update(choices=[], value=None), gr.update(choices=[], value=None), where, None,
                     *run_view(None, None)]
         p = get_project(ws, pid)
         ref = p.base_model_ref or DEFAULT_BASE_MODEL
@@ -286,21 +317,23 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         runs = list_runs(ws, pid)
         chosen = runs[0].id if runs else None
         return [gr.update(choices=versions, value=versions[0][1] if versions else None),
-                gr.update(choices=model_choices(ws, ref), value=ref), chosen, *run_view(pid, chosen)]
+                gr.update(choices=model_choices(ws, ref), value=ref), where, chosen, *run_view(pid, chosen)]
 
-    refresh_outputs = [version, base, selected, *view_outputs]
+    refresh_outputs = [version, base, picked, selected, *view_outputs]
 
     def on_start(pid: int | None, version_id: Any, base_ref: str, run_name: str, method_value: str,
-                 preset_value: str, *values: Any) -> list:
+                 preset_value: str, where: list[str] | None, *values: Any) -> list:
         pid = require_project(pid)
         if version_id in (None, ""):
             raise gr.Error(texts.TRAIN_NEED_VERSION)
+        if not where:
+            raise gr.Error(texts.TRAIN_NEED_DEVICE)
         from studio.train.runs import create_run, start
 
         try:
             cfg = make_config(method_value, preset_value, *values)
             run = create_run(ws, pid, dataset_version_id=int(version_id), base_model_ref=base_ref,
-                             config=cfg, name=run_name or "")
+                             config=cfg, name=run_name or "", device=",".join(where))
             run = start(ws, run.id)
         except StudioError as exc:
             raise fail(exc) from None
@@ -336,15 +369,16 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             return [gr.update(), *[gr.update()] * len(view_outputs)]
         return [run_id, *run_view(pid, run_id)]
 
-    estimate_inputs = [current, version, base, method, preset, *components]
+    estimate_inputs = [current, version, base, method, preset, picked, *components]
     preset.change(on_preset, [method, preset], [preset_help, *components]).then(
         estimate_text, estimate_inputs, [estimate_box, batch_note])
-    for trigger in (version.change, base.change, method.change):
+    for trigger in (version.change, base.change, method.change, picked.change):
         trigger(estimate_text, estimate_inputs, [estimate_box, batch_note], show_progress="hidden")
     for comp in components:
         (comp.blur if isinstance(comp, gr.Number | gr.Textbox) else comp.change)(
             estimate_text, estimate_inputs, [estimate_box, batch_note], show_progress="hidden")
-    start_btn.click(on_start, [current, version, base, name, method, preset, *components], [selected, *view_outputs])
+    start_btn.click(on_start, [current, version, base, name, method, preset, picked, *components],
+                    [selected, *view_outputs])
     stop_btn.click(on_stop, [current, selected], view_outputs)
     resume_btn.click(on_resume, [current, selected], view_outputs)
     runs_table.select(on_select, [current, runs_table], [selected, *view_outputs])
