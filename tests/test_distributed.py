@@ -69,7 +69,8 @@ def test_gpus_are_read_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     gpus = devices.visible_gpus()
     assert [(g.key, g.physical, g.name) for g in gpus] == [
-        ("cuda:0", "0", "NVIDIA H100 80GB HBM3"), ("cuda:1", "1", "NVIDIA H100 80GB HBM3"), ("cuda:2", "2", "NVIDIA L4")]
+        ("cuda:0", "0", "NVIDIA H100 80GB HBM3"), ("cuda:1", "1", "NVIDIA H100 80GB HBM3"),
+        ("cuda:2", "2", "NVIDIA L4")]
     assert gpus[0].memory_bytes == 81559 * 1024**2 and gpus[1].free_bytes == 1024 * 1024**2
     assert gpus[2].label() == "cuda:2 · NVIDIA L4 · 22 GB, 21.5 GB free"
     target = devices.estimate_target(("cuda:0", "cuda:1"), gpus)
