@@ -258,6 +258,34 @@ def test_stop_while_launching_ends_the_worker(ws: Workspace, project: tuple[int,
     assert stand_in.procs[0].wait(timeout=10) == -signal.SIGTERM
 
 
+def test_runs_on_several_devices_queue_behind_any_run_sharing_one(ws: Workspace, project: tuple[int, int],
+                                                                  small_model: Path, stand_in: StandIn) -> None:
+    def run_on(device: str, name: str) -> runs.Run:
+        return runs.create_run(ws, project[0], dataset_version_id=project[1], base_model_ref=str(small_model),
+                               config=TrainConfig(), device=device, name=name)
+
+    pair = runs.start(ws, run_on("1,0", "pair").id)
+    assert pair.device == "cuda:0,cuda:1" and pair.launching
+    set_row(ws, pair.id, status="running", started_at=utc_now())
+    second = runs.start(ws, run_on("cuda:1", "second").id)
+    assert (second.status, second.pid, second.message) == ("queued", None,
+                                                           "Queued: waits for pair to finish on cuda:1.")
+    # First come, first served per device: a run on cuda:0,cuda:2 waits for pair; cuda:2 alone is not held
+    # up by it, but a later cuda:1 run stays behind 'second'.
+    wide = runs.start(ws, run_on("cuda:0,cuda:2", "wide").id)
+    assert wide.status == "queued" and not wide.launching and wide.queue_position == 1
+    third = runs.start(ws, run_on("cuda:1", "third").id)
+    assert third.queue_position == 2
+    stand_in.end(0)
+    set_row(ws, pair.id, status="done")
+    assert {r.title for r in runs.launch_next(ws)} == {"second", "wide"}
+    assert runs.get_run(ws, third.id).launching is False
+    # Two processes on the CPU hold the CPU once.
+    cpu_pair = runs.start(ws, run_on("cpu*2", "cpu pair").id)
+    assert cpu_pair.device == "cpu,cpu" and cpu_pair.launching
+    assert runs.start(ws, run_on("cpu", "cpu one").id).message == "Queued: waits for cpu pair to finish on cpu."
+
+
 def test_cuda_and_cuda0_are_one_queue(ws: Workspace, project: tuple[int, int], small_model: Path,
                                       stand_in: StandIn) -> None:
     # The worker records torch's 'cuda' on the row it claims; the queue calls the same GPU 'cuda:0'.

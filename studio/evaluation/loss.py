@@ -58,11 +58,12 @@ def split_loss(model: SideBySide, conversations: list[list[dict[str, str]]], sid
     total, count = 0.0, 0
     with model.activate(side) as lm, torch.inference_mode():
         for tok in encoded:
-            labels = torch.tensor(tok["labels"][1:], dtype=torch.long)  # token t is predicted at position t-1
+            # token t is predicted at position t-1
+            labels = torch.tensor(tok["labels"][1:], dtype=torch.long, device=lm.device)
             scored = int((labels != IGNORE_INDEX).sum())
             if scored == 0:
                 continue
-            ids = torch.tensor([tok["input_ids"]], dtype=torch.long)
+            ids = torch.tensor([tok["input_ids"]], dtype=torch.long, device=lm.device)
             logits = lm(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits[0, :-1]
             total += float(torch.nn.functional.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX,
                                                              reduction="sum"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,13 +40,16 @@ def adapter_name(run_id: int) -> str:
 
 
 class SideBySide:
-    """One base model (float32 on CPU) with 0..2 run adapters attached; see the module docstring."""
+    """One base model (float32 on the CPU, or 16-bit on a GPU) with 0..2 run adapters attached; see the module
+    docstring."""
 
     def __init__(self, base_path: Path, adapters: Mapping[int, Path] | None = None, *,
-                 base_aliases: Sequence[str] = ()) -> None:
+                 base_aliases: Sequence[str] = (), device: str | None = None) -> None:
         """Load the base folder and attach each run's adapter folder (keys: run ids).
 
         `base_aliases`: other names the base goes by (its ref) that an adapter_config.json may record.
+        `device`: 'cpu' (float32) or 'cuda' (bfloat16 where supported, else float16); None: $STUDIO_COMPARE_DEVICE,
+        else the CPU (a GPU here is usually busy training; set it to cuda to compare on the GPU).
         Raises TrainError when an adapter is missing or was trained on another base model.
         """
         import torch
@@ -64,8 +68,14 @@ class SideBySide:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.base_path))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        device = (device or os.environ.get("STUDIO_COMPARE_DEVICE", "").strip() or "cpu").lower()
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainError(f"Comparing on {device} needs a GPU, and torch sees none here. Compare on the CPU.")
+        dtype = torch.float32
+        if device.startswith("cuda"):
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         # A private copy, not the shared cache of studio.models.loading: PEFT injects layers into it.
-        model: Any = AutoModelForCausalLM.from_pretrained(str(self.base_path), dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(self.base_path), dtype=dtype).to(device)
         if adapters:
             from peft import PeftModel
 
@@ -202,7 +212,7 @@ class SideBySide:
         else:
             plain = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
             ids = self.tokenizer(f"{plain}assistant:", add_special_tokens=True)["input_ids"]
-        input_ids = torch.tensor([ids], dtype=torch.long)
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),

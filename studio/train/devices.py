@@ -219,12 +219,6 @@ def child_env(entries: tuple[str, ...], gpus: list[Gpu] | None = None) -> dict[s
     return {"CUDA_VISIBLE_DEVICES": ",".join(physical)}
 
 
-def multinode_command(run_id: int, entries: tuple[str, ...]) -> str:
-    """The documented multi-node command: run it on every node with its own --node_rank (0 on the first)."""
-    cmd = launch_command(run_id, entries, "ddp", nnodes=2, node_rank=0, master_addr="FIRST_NODE_ADDRESS")
-    return " ".join(["STUDIO_HOME=<shared workspace>", "python", *cmd[1:]])
-
-
 @dataclass(frozen=True)
 class Target:
     """What the estimate needs to know of the picked devices (studio.train.estimate.estimate's arguments)."""
