@@ -451,9 +451,9 @@ def test_training_docs_hold_the_generated_tables() -> None:
         assert f"`{spec.cli}`" in doc and f"(`{spec.name}`)" in doc
     for preset in PRESETS.values():
         assert f"**{preset.title}:" in doc
-    for needed in ("accelerate launch --config_file studio/train/accelerate/ddp.yaml -m studio.train.worker RUN_ID",
-                   "zero2.yaml", "zero3.yaml", "pip install deepspeed", "interrupted", "Early stopping",
-                   "Overfitting alarm"):  # fmt: skip
+    for needed in ("python -m studio.train.launch RUN_ID", "torchrun --standalone", "--devices 0,1",
+                   "-m studio.train.worker RUN_ID", "zero2.yaml", "zero3.yaml", "pip install deepspeed",
+                   "interrupted", "Early stopping", "Overfitting alarm"):  # fmt: skip
         assert needed in doc
 
 

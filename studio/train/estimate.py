@@ -605,8 +605,8 @@ def _advice(
         advice.append(f"Turn packing off: about {format_bytes(need)}{would_fit(need)}.")
     if device == "cuda" and result.devices > 1 and config.method == "full":
         advice.append(
-            "Spread the model over the GPUs with DeepSpeed ZeRO-3: accelerate launch --config_file "
-            "studio/train/accelerate/zero3.yaml -m studio.train.worker RUN_ID (pip install deepspeed first)."
+            "Install DeepSpeed (pip install deepspeed): with several GPUs ticked, the studio then spreads full "
+            "fine-tuning that does not fit one GPU over all of them (ZeRO-2, or ZeRO-3 for the weights too)."
         )
     if device == "cpu":
         advice.append("Close other programs to free memory, or train on a machine with more memory or a GPU.")
