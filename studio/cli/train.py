@@ -97,9 +97,7 @@ def _estimate(ws: Any, config: Any, base_ref: str, version: Any, device: str | N
     try:
         return estimate(config, model_ref=base_ref, models_dir=ws.models_dir, rows=version.splits.get("train", 0),
                         mean_tokens=_rough_mean_tokens(ws, version.id),
-                        validation_rows=version.splits.get("validation", 0), device=target.device,
-                        devices=target.devices, free_memory_bytes=target.free_memory_bytes,
-                        detect_free_memory=target.device == "cpu", device_name=target.device_name)
+                        validation_rows=version.splits.get("validation", 0), **target.estimate_kwargs())
     except TrainError:
         return None
 

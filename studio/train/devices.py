@@ -25,6 +25,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from studio.errors import TrainError
 
@@ -229,6 +230,11 @@ class Target:
     free_memory_bytes: int | None
     """The smallest free memory among the picked GPUs; None on the CPU (the estimate reads /proc/meminfo)."""
     device_name: str = ""
+
+    def estimate_kwargs(self) -> dict[str, Any]:
+        """The arguments of studio.train.estimate.estimate that say where the run trains."""
+        return {"device": self.device, "devices": self.devices, "free_memory_bytes": self.free_memory_bytes,
+                "detect_free_memory": self.device == "cpu", "device_name": self.device_name}
 
 
 def estimate_target(entries: tuple[str, ...], gpus: list[Gpu] | None = None) -> Target:

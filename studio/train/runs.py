@@ -214,10 +214,8 @@ def create_run(
     info = _check_model(ws, base_model_ref)
     config.check()
     _check_method(ws, config.method, info)
-    wants_gpu = any(part.strip().lower().startswith(("cuda", "all")) or part.strip().isdigit()
-                    for part in (device or "").split(","))
-    # GPU numbers are checked against nvidia-smi's list where there is one (none here: they cannot be told).
-    entries = devices.parse(device, (devices.visible_gpus() or None) if wants_gpu else None)
+    # GPU numbers are checked against nvidia-smi's list where there is one (without it they cannot be told).
+    entries = devices.parse(device, devices.visible_gpus() or None)
     if entries[0] == "cpu" and space_without_gpu(ws):
         raise TrainError(SPACE_NO_GPU)
     device = devices.text(entries)
@@ -270,11 +268,11 @@ def _launch_plan(ws: Workspace, ref: str, config: TrainConfig, entries: tuple[st
     if len(entries) > 1 and entries[0] != "cpu" and config.method == "full":
         from studio.train.estimate import estimate
 
-        gpus = {g.key: g for g in devices.visible_gpus()}
-        free = min((gpus[e].free_bytes for e in entries if e in gpus), default=None)
+        target = devices.estimate_target(entries)
+        free = target.free_memory_bytes
         with contextlib.suppress(TrainError):
             breakdown = estimate(config, model_ref=ref, models_dir=ws.models_dir, rows=rows,
-                                 mean_tokens=config.max_seq_length / 2, device="cuda", devices=len(entries)).breakdown
+                                 mean_tokens=config.max_seq_length / 2, **target.estimate_kwargs()).breakdown
     return {"devices": list(entries), "processes": len(entries),
             "strategy": devices.pick_strategy(entries, config.method, breakdown, free)}
 

@@ -259,9 +259,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             lengths = [sum(len(m["content"]) for m in to_messages(r.format, r.data)) / 4 + 12 for r in train_rows]
             est = estimate(cfg, model_ref=base_ref, models_dir=ws.models_dir, rows=len(train_rows),
                            mean_tokens=sum(lengths) / max(len(lengths), 1), max_tokens=int(max(lengths or [1])),
-                           validation_rows=len(validation_rows), device=target.device, devices=target.devices,
-                           free_memory_bytes=target.free_memory_bytes, detect_free_memory=target.device == "cpu",
-                           device_name=target.device_name)
+                           validation_rows=len(validation_rows), **target.estimate_kwargs())
         except StudioError as exc:
             return [f"⚠️ {exc}", ""]
         lines = [f"**{est.summary()}**", f"{est.total_steps} steps · {est.trainable_params:,} of {est.params:,} "
