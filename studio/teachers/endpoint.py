@@ -248,9 +248,8 @@ class EndpointTeacher:
         failed = False
         try:
             futures: list[Future[str]] = [
-                pool.submit(self._complete_with_retries, self._client, conversation,
-                            self._request_kwargs(params, model, index, schema_for(schema, index)), abort,
-                            self.retries)
+                pool.submit(self._complete_or_abort, conversation,
+                            self._request_kwargs(params, model, index, schema_for(schema, index)), abort)
                 for index, conversation in enumerate(conversations)
             ]
             wait(futures, return_when=FIRST_EXCEPTION)
@@ -345,6 +344,15 @@ class EndpointTeacher:
             # seeds return the same text for repeated prompts, which kills the diversity sampling is for.
             kwargs["seed"] = params.seed + index
         return kwargs
+
+    def _complete_or_abort(self, conversation: ChatMessages, kwargs: dict[str, Any], abort: threading.Event) -> str:
+        try:
+            return self._complete_with_retries(self._client, conversation, kwargs, abort, self.retries)
+        except BaseException:
+            # Set before this future completes: otherwise a pool thread can take the next queued
+            # conversation and send it in the moment before the batch's own thread sees the failure.
+            abort.set()
+            raise
 
     def _complete_with_retries(self, client: Any, conversation: ChatMessages, kwargs: dict[str, Any],
                                abort: threading.Event, retries: int, *, timeout: float | None = None) -> str:
