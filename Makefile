@@ -31,8 +31,12 @@ browser:
 run: setup
 	$(BIN)/python app.py
 
+# Two processes: about a third of a one-process run is spent waiting (imports, app and worker start-up, the
+# page's polls), and the other process fills it (docs/ARCHITECTURE.md, Tests). TEST_PROCESSES=0 runs in one.
+TEST_PROCESSES ?= 2
+
 test: setup browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # Local loop: skips the tests marked slow (model weights, browser).
 test-fast: setup

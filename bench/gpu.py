@@ -183,8 +183,10 @@ def train_side(side: str, method: str, folder: Path, convs: list, args: argparse
     meter = Meter(args.warmup, device)
     out = scratch / f"{side}-{method}-{folder.name}"
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    kernels = ""
     if side == "studio":
-        trainer = worker.build_trainer(folder, config, convs, [], out, device=device).trainer
+        setup = worker.build_trainer(folder, config, convs, [], out, device=device)
+        trainer, kernels = setup.trainer, setup.kernels
     elif side == "transformers":
         from peft import get_peft_model, prepare_model_for_kbit_training
         from transformers import (
@@ -236,7 +238,7 @@ def train_side(side: str, method: str, folder: Path, convs: list, args: argparse
     meter.wrap(trainer)
     trainer.train()
     result = {"side": side, "method": method, "tokens_per_second": meter.tokens_per_second(),
-              "peak_memory_bytes": _peak(device)}
+              "peak_memory_bytes": _peak(device), "kernels": kernels}
     if side == "studio":
         trainer.save_model(str(out / "adapter"))
         result["adapter"] = str(out / "adapter")
@@ -385,6 +387,8 @@ def main() -> None:
         trl = by.get(("trl", r["method"], r["shape"]))
         line = (f"{r['method']:>5} {r['shape']:>5} {r['side']:>12}: {r['tokens_per_second']:9.0f} tokens/s, "
                 f"peak memory {r['peak_memory_bytes'] / 2**30:6.2f} GiB")
+        if r.get("kernels"):
+            line += f" ({r['kernels']})"
         if trl and r["side"] != "trl":
             line += f", {r['tokens_per_second'] / trl['tokens_per_second']:.2f}x TRL defaults"
         if r.get("big"):

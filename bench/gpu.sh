@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU bench, runnable as is from the repository root on a bare GPU machine: no network, its own Python with
 # torch, transformers, peft and accelerate. What it lacks (TRL, datasets and their dill and multiprocess,
-# bitsandbytes) comes as wheels prepared beforehand on a machine with pip access:
+# bitsandbytes, liger-kernel) comes as wheels prepared beforehand on a machine with pip access:
 #
 #     bash bench/gpu_wheels.sh        # here: fills bench/wheels/ (git-ignored, about 47 MB with the tokenizer)
 #     bash bench/gpu.sh               # there, with bench/wheels/ carried along; under 8 minutes on one H100

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -20,6 +22,25 @@ EXAMPLE_SEEDS = ROOT / "assets" / "examples" / "support_replies.jsonl"
 # Training runs lock their device machine-wide (studio.train.device_locks). This session gets its own lock
 # folder, and each test its own below, so a test never waits for a run of another test or another checkout.
 os.environ["SEED_STUDIO_DEVICE_LOCKS"] = tempfile.mkdtemp(prefix="seed-studio-devices-")
+atexit.register(shutil.rmtree, os.environ["SEED_STUDIO_DEVICE_LOCKS"], ignore_errors=True)
+
+# Torch's OpenMP threads spin between operations by default. The suite runs in two processes (pytest-xdist,
+# `make test`) on a 2-core machine, each with apps and workers of its own: spinning threads of one process
+# take the cores another is waiting for (bench/RESULTS.md: a training step 3x slower beside two spinning
+# processes). Set before anything imports torch; the apps, CLIs and workers the tests start inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The longest tests start first, so that with two processes neither is left alone with a four-minute test
+# at the end (pytest-xdist hands out tests in collection order).
+LONGEST_FIRST = ("test_journey.py", "test_browser_compare.py", "test_structured.py", "test_distributed.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file stays
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ import sqlite3
 import pytest
 from playwright.sync_api import expect
 
+from studio.augment.classic import augmenter_info
 from tests.browser import browser_page
 from tests.conftest import ROOT
 from tests.scripted_llm import ScriptedLLM
@@ -118,3 +119,12 @@ def test_bad_requests_show_a_message_and_start_nothing(running_app) -> None:
         page.get_by_role("button", name="Start batch").click()
         expect(page.get_by_text("This project has no seeds yet")).to_be_visible()
         expect(page.locator("#gen-batches")).not_to_contain_text("few-shot")
+        # Classic augmentation: the augmenters are checked when it is picked (not at start-up), so one that
+        # cannot run here (WordNet without NLTK's data) is marked and says why.
+        page.locator("#gen-strategy").get_by_text("Classic augmentation (nlpaug)").click()
+        expect(page.get_by_text("Replaces letters with neighbours on a QWERTY keyboard")).to_be_visible()
+        wordnet = augmenter_info("wordnet_synonym")
+        label = wordnet.title if wordnet.available else f"{wordnet.title} (unavailable)"
+        page.locator("#gen-augmenter input").click()
+        page.get_by_role("option", name=label, exact=True).click()
+        expect(page.get_by_text(wordnet.help if wordnet.available else "WordNet synonyms need")).to_be_visible()

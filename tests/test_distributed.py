@@ -130,11 +130,14 @@ def _adapter(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_two_process_run_equals_one_process_and_stops_resumes_and_survives_kill(
-    ws: Workspace, tiny_chat_model: Path, shared_seeds: Path
+    ws: Workspace, tiny_chat_model: Path, shared_seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """torchrun + gloo, through runs.start as the Train tab starts it: stop (checkpoint) -> resume -> kill -9 of
     rank 0 -> interrupted -> resume -> done; the curve has each step once; the adapter equals a one-process run
     on the same global batch (2 ranks x 2 examples = 1 x 4)."""
+    # The suite sets a passive OpenMP policy for every process it starts (conftest); the workers must get it
+    # from runs._spawn itself.
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     project_id = project_with_seeds(ws, shared_seeds, name="ddp")
     version_id = crafted_version(ws, project_id, seed_rows(shared_seeds, 16), seed_rows(shared_seeds, 4, skip=16))
     steps = 120  # a stop is polled once a second: it must land mid-run, however fast a tiny-model step is

@@ -269,6 +269,7 @@ def test_qlora_run_learns_and_its_adapter_loads_back(ws: Workspace, tiny_chat_mo
     provenance = json.loads(row["provenance"])
     assert provenance["dataset_version"]["id"] == version_id and provenance["base_model_ref"] == str(tiny_chat_model)
     assert provenance["loss"] == "assistant tokens only" and provenance["libraries"]["trl"]
+    assert provenance["kernels"] == "sdpa attention"  # no Liger on a CPU
 
     names = {(r[0], r[1]) for r in _all_metrics(ws, run_id)}
     for name in ("loss", "learning_rate", "tokens_per_second", "memory_bytes", "epoch"):
@@ -590,3 +591,21 @@ def test_a_stop_asked_while_loading_ends_stopped_before_training(
         conn.execute("UPDATE run SET status = 'stopping', pid = 999999999 WHERE id = ?", (run_id,))
     with pytest.raises(TrainError, match="a stop was asked"):
         worker.claim(ws, run_id, "cpu")
+
+
+def test_liger_kernels_only_on_cuda_with_liger_and_triton(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # liger-kernel needs Triton and a GPU, neither of which exists here: empty stand-in packages on sys.path
+    # make find_spec see them, which is all the choice reads.
+    assert not worker.liger_kernels("cpu")
+    for name in ("liger_kernel", "triton"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert worker.liger_kernels("cuda")
+    assert not worker.liger_kernels("cpu")
+    (tmp_path / "triton" / "__init__.py").unlink()
+    (tmp_path / "triton").rmdir()
+    import importlib
+
+    importlib.invalidate_caches()
+    assert not worker.liger_kernels("cuda")

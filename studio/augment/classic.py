@@ -153,12 +153,14 @@ def _problem(name: str) -> str:
 
 def available_augmenters() -> list[AugmenterInfo]:
     """Every augmenter, with whether it runs here and, if not, why."""
-    infos = []
-    for spec in AUGMENTERS.values():
-        reason = _problem(spec.name)
-        infos.append(AugmenterInfo(spec.name, spec.title, spec.help, not reason, reason, spec.level,
-                                   spec.keeps_tokens))
-    return infos
+    return [augmenter_info(name) for name in AUGMENTERS]
+
+
+def augmenter_info(name: str) -> AugmenterInfo:
+    """One augmenter, checked alone: only WordNet's check is slow (it imports nltk, over a second)."""
+    spec = AUGMENTERS[name]
+    reason = _problem(name)
+    return AugmenterInfo(spec.name, spec.title, spec.help, not reason, reason, spec.level, spec.keeps_tokens)
 
 
 def _require(name: str) -> AugmenterSpec:

@@ -28,7 +28,8 @@ How the model is trained (see `build_trainer`, which bench/train_throughput.py a
   padding-free; then a batch counts packed rows).
 - qlora: 4-bit NF4 base (double quantisation) via bitsandbytes, compute bf16 on CUDA / fp32 on CPU; lora: base
   in bf16 on CUDA, fp32 on CPU; full: fp32 weights (bf16 autocast on CUDA). Gradient checkpointing on CUDA only
-  (memory is the limit there; on CPU it only costs time).
+  (memory is the limit there; on CPU it only costs time). Attention: flash-attention 2 when installed (bf16 LoRA
+  and QLoRA on CUDA), else sdpa. Liger's layer kernels on CUDA when liger-kernel is installed (`liger_kernels`).
 - Evaluation every eval_every_steps on the validation split; checkpoints every checkpoint_steps; with
   early_stopping_patience > 0, EarlyStoppingCallback on eval_loss and load_best_model_at_end.
 
@@ -88,6 +89,16 @@ def _bf16_ok(device: str) -> bool:
     import torch
 
     return device == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def liger_kernels(device: str) -> bool:
+    """Liger's Triton layer kernels (RMSNorm, RoPE, SwiGLU) where they can run: a CUDA device with liger-kernel
+    and Triton installed. TRL applies them and keeps its own fused LM head (it refuses Liger's fused
+    cross-entropy, which would replace it); transformers skips model types Liger does not know, with a warning."""
+    import importlib.util
+
+    return (device == "cuda" and importlib.util.find_spec("liger_kernel") is not None
+            and importlib.util.find_spec("triton") is not None)
 
 
 def load_model(model_dir: Path, method: str, device: str) -> tuple[Any, Any]:
@@ -187,6 +198,7 @@ def sft_args(
         bf16=bf16,
         fp16=device == "cuda" and not bf16 and config.method != "qlora",
         gradient_checkpointing=device == "cuda",
+        use_liger_kernel=liger_kernels(device),
         use_cpu=device == "cpu",
         report_to=[],
         disable_tqdm=not foreground,
@@ -202,6 +214,9 @@ class TrainSetup:
     device: str
     batching: str
     """'padding-free' or 'packing (bfd)'."""
+    kernels: str
+    """The attention implementation, and Liger's kernels when they are on: "sdpa attention", "flash_attention_2
+    attention, Liger kernels"."""
     train_stats: train_data.TokenStats
     eval_rows: int
 
@@ -257,6 +272,8 @@ def build_trainer(
         tokenizer,
         device,
         "packing (bfd)" if config.packing else "padding-free",
+        ", ".join([f"{getattr(model.config, '_attn_implementation', None) or 'eager'} attention"]
+                  + (["Liger kernels"] if trainer.args.use_liger_kernel else [])),
         stats,
         len(eval_ds) if eval_ds is not None else 0,
     )
@@ -527,7 +544,8 @@ def run(ws: Workspace, run_id: int, *, foreground: bool = False, keep_model: boo
                     (json.dumps(_public_provenance(record)), utc_now(), run_id),
                 )
         print(
-            f"train: {setup.train_stats.summary()} Validation: {setup.eval_rows} examples. Batching: {setup.batching}.",
+            f"train: {setup.train_stats.summary()} Validation: {setup.eval_rows} examples. Batching: {setup.batching}. "
+            f"Kernels: {setup.kernels}.",
             flush=True,
         )
         resume_from = newest_checkpoint(output_dir / CHECKPOINTS)
@@ -706,6 +724,7 @@ def _provenance(ws: Workspace, claimed: _Claim, model_dir: Path, setup: TrainSet
         "dataset_version": {"id": version.id, "name": version.name, "sizes": version.splits},
         "base_model_path": str(model_dir),
         "batching": setup.batching,
+        "kernels": setup.kernels,
         "loss": "assistant tokens only",
         "token_stats": setup.train_stats.to_dict(),
         "validation_rows": setup.eval_rows,
@@ -724,6 +743,7 @@ def _public_provenance(record: dict[str, Any]) -> dict[str, Any]:
         "device",
         "config",
         "batching",
+        "kernels",
         "loss",
         "token_stats",
         "libraries",

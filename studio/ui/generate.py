@@ -52,19 +52,23 @@ def _strategy_choices() -> list[tuple[str, str]]:
     return [(s.title, s.name) for s in STRATEGIES.values()]
 
 
-def _augmenter_choices() -> list[tuple[str, str]]:
-    from studio.augment.classic import available_augmenters
+def _augmenter_choices(checked: bool = True) -> list[tuple[str, str]]:
+    """The augmenters, each marked when it cannot run here. Unchecked at start-up: WordNet's check imports nltk
+    (over a second of every start); the list is checked when the person picks classic augmentation."""
+    from studio.augment.classic import AUGMENTERS, available_augmenters
 
+    if not checked:
+        return [(spec.title, spec.name) for spec in AUGMENTERS.values()]
     return [(a.title if a.available else f"{a.title} (unavailable)", a.name) for a in available_augmenters()]
 
 
 def _augmenter_help(name: str | None) -> str:
-    from studio.augment.classic import available_augmenters
+    from studio.augment.classic import AUGMENTERS, augmenter_info
 
-    for a in available_augmenters():
-        if a.name == name:
-            return a.help if a.available else f"⚠️ {a.reason}"
-    return ""
+    if name not in AUGMENTERS:
+        return ""
+    info = augmenter_info(name)
+    return info.help if info.available else f"⚠️ {info.reason}"
 
 
 def _parse_lines(text: str) -> dict[str, list[str]]:
@@ -165,7 +169,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                                           elem_id="gen-styles")
                 custom_styles = gr.Textbox(label=texts.GEN_CUSTOM_STYLES, info=texts.GEN_CUSTOM_STYLES_HELP, lines=2,
                                            visible=False)
-                augmenter = gr.Dropdown(_augmenter_choices(), value="keyboard", label=texts.GEN_AUGMENTER,
+                augmenter = gr.Dropdown(_augmenter_choices(checked=False), value="keyboard", label=texts.GEN_AUGMENTER,
                                         info=texts.GEN_AUGMENTER_HELP, visible=False, elem_id="gen-augmenter")
                 augmenter_help = gr.Markdown(_augmenter_help("keyboard"), visible=False)
                 copies = gr.Slider(1, 10, value=2, step=1, label=texts.GEN_COPIES, visible=False, elem_id="gen-copies")
@@ -296,7 +300,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return [gr.update(choices=[(v.label, v.id) for v in versions], value=chosen.id, interactive=True),
                 gr.update(value=chosen.template, interactive=True)]
 
-    def on_strategy(pid: int | None, strat_name: str) -> list:
+    def on_strategy(pid: int | None, strat_name: str, augmenter_name: str | None) -> list:
         strat = get_strategy(strat_name)
         name = strat.name
         show = {
@@ -310,8 +314,10 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         }
         return [strat.help, gr.update(visible=show["per_call"]), gr.update(visible=show["shots"]),
                 gr.update(visible=show["shots"]), gr.update(visible=show["hint"]), gr.update(visible=show["styles"]),
-                gr.update(visible=show["styles"]), gr.update(visible=show["nlpaug"]),
-                gr.update(visible=show["nlpaug"]), gr.update(visible=show["copies"]),
+                gr.update(visible=show["styles"]),
+                gr.update(visible=True, choices=_augmenter_choices()) if show["nlpaug"] else gr.update(visible=False),
+                gr.update(visible=True, value=_augmenter_help(augmenter_name)) if show["nlpaug"]
+                else gr.update(visible=False), gr.update(visible=show["copies"]),
                 gr.update(visible=show["nlpaug"]), gr.update(visible=show["swap"]), gr.update(visible=show["swap"]),
                 gr.update(visible=strat.uses_teacher), gr.update(visible=strat.uses_teacher),
                 *prompt_updates(pid, name), gr.update(visible=strat.uses_plan)]
@@ -512,7 +518,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
 
     # ------------------------------------------------------------------ wiring
 
-    strategy.change(on_strategy, [current, strategy], strategy_outputs)
+    strategy.change(on_strategy, [current, strategy, augmenter], strategy_outputs)
     augmenter.change(_augmenter_help, augmenter, augmenter_help)
     key_box.change(lambda k: k, key_box, api_key)
     teacher.change(on_teacher, [current, teacher, endpoint_model], test_result)
