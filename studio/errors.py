@@ -64,3 +64,7 @@ class DatasetVersionError(StudioError):
 
 class TrainError(StudioError):
     """A training run cannot start or go on as asked (bad setting, empty dataset, model or method unusable, OOM)."""
+
+
+class ExportError(StudioError):
+    """A run cannot be exported as asked (GGUF, Ollama, vLLM): unsupported model, unservable adapter, no space."""

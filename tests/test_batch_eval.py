@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -372,6 +373,132 @@ def test_bad_input_is_refused_before_anything_is_written(env: Env, tiny_chat_mod
     with pytest.raises(QualityError, match="no evaluation #4242"):
         run_eval(ws, 4242)
     assert snapshot(ws) == before
+
+
+# --- a held-out file -----------------------------------------------------------------------------------------
+
+
+def held_out_file(env: Env, folder: Path, suffix: str = ".jsonl") -> tuple[Path, list[dict]]:
+    """A file of five rows: a training row copied exactly, a training prompt with another answer, a new row,
+    a row with no answer (a problem) and the new row again (a duplicate). Returns (path, training rows used)."""
+    train = [r.data for r in sorted(version_rows(env.ws, env.version_id, "train"), key=lambda r: r.id)]
+    same_row, same_prompt = train[0], train[1]
+    rows = [dict(same_row),
+            {"instruction": same_prompt["instruction"], "input": same_prompt.get("input", ""),
+             "output": "A different answer than the one it trained on."},
+            {"instruction": "Name a colour of the rainbow.", "input": "", "output": "Indigo."},
+            {"instruction": "This row has no answer.", "input": "", "output": ""},
+            {"instruction": "Name a colour of the rainbow.", "input": "", "output": "Indigo."}]
+    rows = [{k: r.get(k, "") for k in ("instruction", "input", "output")} for r in rows]
+    path = folder / f"held out{suffix}"
+    if suffix == ".csv":
+        import csv
+
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["instruction", "input", "output"])
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path, [same_row, same_prompt]
+
+
+def test_eval_on_a_held_out_file_flags_training_overlap(env: Env, tmp_path: Path) -> None:
+    import hashlib
+
+    from tests.test_eval_metrics import LENGTH_RATIO, write_module
+
+    path, (same_row, same_prompt) = held_out_file(env, tmp_path)
+    extra = write_module(tmp_path, "length_ratio", LENGTH_RATIO)
+    ev = create_eval(env.ws, env.run_id, EvalConfig(file=str(path), metrics=[str(extra)], **SAMPLE))
+    assert ev.status == "queued" and ev.split == "file" and ev.where == "held-out file held out.jsonl"
+    assert "3 rows of held-out file held out.jsonl" in ev.message and "2 of them repeat the training" in ev.message
+    src = ev.source
+    assert (src["name"], src["format"], src["rows_read"], src["rows_used"], src["skipped"]) == (
+        "held out.jsonl", "alpaca", 5, 3, 2)
+    assert src["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert src["overlap"] == {"same_row": 1, "same_prompt": 1} and src["overlap_train"] == 2
+    assert "1 with problems" in src["skipped_why"] and "1 repeated in the file" in src["skipped_why"]
+    # Stored: the file's name (never the path of what may be an upload's temporary copy) and the resolved metric.
+    assert ev.config.file == "held out.jsonl" and ev.config.metrics == [str(extra.resolve())]
+    with env.ws.read() as conn:
+        stored = conn.execute("SELECT position, format, overlap FROM eval_row WHERE eval_id=? ORDER BY position",
+                              (ev.id,)).fetchall()
+    assert [tuple(r) for r in stored] == [(0, "alpaca", "same row as training"),
+                                          (1, "alpaca", "same prompt as training"), (2, "alpaca", "")]
+
+    path.unlink()  # the upload is gone; the evaluation has its rows
+    done = run_eval(env.ws, ev.id, model=env.model)
+    assert done.status == "done" and done.metrics["n"] == 3
+    assert done.message == "Done: 3 rows of held-out file held out.jsonl."
+    by_prompt = {e["prompt"]: e for e in done.examples}
+    assert by_prompt[same_row["instruction"] + (f"\n\n{same_row['input']}" if same_row["input"] else "")][
+        "overlap"] == "same row as training"
+    prompt = same_prompt["instruction"] + (f"\n\n{same_prompt['input']}" if same_prompt["input"] else "")
+    assert by_prompt[prompt]["overlap"] == "same prompt as training"
+    assert by_prompt[prompt]["reference"] == "A different answer than the one it trained on."
+    assert by_prompt["Name a colour of the rainbow."]["overlap"] is None
+    assert done.metrics["overlap_train"] == 2
+    # The scores are the metrics of its own predictions, like a split's; the extra metric is there too.
+    ordered = sorted(done.examples, key=lambda e: e["index"])
+    table = metric_lib.compare([e["base_pred"] for e in ordered], [e["tuned_pred"] for e in ordered],
+                               [e["reference"] for e in ordered], extra=done.config.metrics)
+    assert done.metrics["rows"] == table.to_dict()["rows"] and done.metrics["extra"] == table.to_dict()["extra"]
+    assert {e["key"] for e in done.metrics["extra"]} == {"length_ratio", "longest"}
+    md = done.table_markdown()
+    assert "3 rows of held-out file held out.jsonl" in md and "read as Instruction / input / output" in md
+    assert "⚠️ 2 of 3 rows repeat the training data (1 whole row, 1 prompt only)" in md
+    assert "inflate the scores" in md and "| length_ratio |" in md
+    assert latest_eval(env.ws, env.run_id, "file").id == ev.id
+    assert all(e.split == "test" for e in [latest_eval(env.ws, env.run_id)] if e)  # a file is not the test split
+
+    # Stopped and run again: the same stored rows, though the file is gone.
+    again = create_eval(env.ws, env.run_id, EvalConfig(file=str(held_out_file(env, tmp_path, ".csv")[0]), limit=2,
+                                                       **SAMPLE))
+    assert again.source["format"] == "alpaca" and again.source["rows_used"] == 2 and again.source["limited"]
+    (tmp_path / "held out.csv").unlink()
+    stopped = run_eval(env.ws, again.id, model=env.model, progress=lambda d, t, m: d == 1 and stop_eval(
+        env.ws, again.id))
+    assert stopped.status == "stopped"
+    rerun = run_eval(env.ws, again.id, model=env.model)
+    assert rerun.status == "done" and rerun.metrics["n"] == 2 and rerun.metrics["overlap_train"] == 2
+    with pytest.raises(Exception, match="fixed when it is created"), env.ws.write() as conn:
+        conn.execute("UPDATE eval_row SET overlap='' WHERE eval_id=?", (again.id,))
+
+
+def test_a_held_out_file_that_cannot_be_used_is_refused(env: Env, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from studio.errors import InputFileError, MappingError
+    from tests.test_eval_metrics import offline_evaluate
+
+    offline_evaluate(monkeypatch, tmp_path)
+    files = {"empty.csv": "", "columns.csv": "foo,bar\nhello there,general kenobi\n",
+             "labels.csv": "text,label\nI love it,pos\nI hate it,neg\n",
+             "broken.csv": "prompt,completion\nhi,\n,x\n", "notes.docx": "not a table"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    good = held_out_file(env, tmp_path)[0]
+    before = snapshot(env.ws)
+    cases: list[tuple[EvalConfig, type[StudioError], str]] = [
+        (EvalConfig(file=str(tmp_path / "missing.csv")), QualityError, "There is no file at"),
+        (EvalConfig(file=str(tmp_path / "empty.csv")), InputFileError, "empty"),
+        (EvalConfig(file=str(tmp_path / "notes.docx")), InputFileError, "are not supported"),
+        (EvalConfig(file=str(tmp_path / "columns.csv")), MappingError,
+         "columns 'foo', 'bar', which do not match a seed format. A held-out file is read without the mapping"),
+        (EvalConfig(file=str(tmp_path / "labels.csv")), QualityError, "was trained on chat rows"),
+        (EvalConfig(file=str(tmp_path / "broken.csv")), QualityError,
+         "None of the 2 rows of broken.csv can be evaluated on (row 1 (line 2), column 'completion'"),
+        (EvalConfig(file=str(good), split="validation"), QualityError, "evaluate on the file or on the validation"),
+        (EvalConfig(file=str(good), version_id=env.version_id), QualityError, "Leave the version out"),
+        (EvalConfig(file="  "), QualityError, "path is empty"),
+        (EvalConfig(split="file"), QualityError, "Give the held-out file"),
+        (EvalConfig(file=str(good), metrics=["seed-studio-no-such-metric"]), QualityError, "(offline?)"),
+        (EvalConfig(metrics=["bleu"]), QualityError, "always computed"),
+    ]
+    for cfg, error, message in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            create_eval(env.ws, env.run_id, cfg)
+    assert snapshot(env.ws) == before
 
 
 # --- a really trained run ------------------------------------------------------------------------------------

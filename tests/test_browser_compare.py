@@ -1,6 +1,7 @@
 """A person in a real browser on the Compare tab: a finished run is there; they pick a test prompt, and the base
 model's and the fine-tuned model's answers stream into their columns at the same time. Then they evaluate on
-held-out rows, vote blind on an A/B pair, see who was who, export the report, reload, and find it all again.
+held-out rows, then on a file of their own (one row of it was in training: flagged) with an extra metric of
+their own, vote blind on an A/B pair, see who was who, export the report, reload, and find it all again.
 
 The base model is the embedded SmolLM2 (real words in both columns). The run's adapter is a real LoRA adapter
 with random weights written where a finished run keeps it: training itself is covered by test_train_runs and
@@ -9,6 +10,7 @@ test_browser_train, and here it would only cost CI minutes without changing what
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 
@@ -16,13 +18,14 @@ import pytest
 from playwright.sync_api import expect
 
 from studio.data.importer import commit_import, preview_file
-from studio.data.versions import FreezeConfig, freeze_version
+from studio.data.versions import FreezeConfig, freeze_version, version_rows
 from studio.workspace import Workspace
 from studio.workspace.projects import find_project
 from tests.browser import browser_page
 from tests.conftest import ROOT, SHARED_SEEDS
 from tests.factories import finished_run
 from tests.test_browser_seeds import open_new_project
+from tests.test_eval_metrics import LENGTH_RATIO, write_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -87,6 +90,32 @@ def test_side_by_side_streams_evaluate_vote_and_report(running_app, converted_ch
             expect(table).to_contain_text(label)
         expect(page.locator("#eval-chart rect[data-series='fine-tuned']")).to_have_count(3)
         expect(page.locator("#eval-examples").get_by_role("row")).to_have_count(4)  # header + 3 rows
+
+        # A held-out file of one's own: a new row and a row the model trained on; and a metric of one's own.
+        trained = sorted(version_rows(ws, version.id, "train"), key=lambda r: r.id)[0].data
+        held_out = tmp_path / "my questions.csv"
+        with held_out.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["instruction", "input", "output"])
+            writer.writeheader()
+            writer.writerow({"instruction": "Name a colour of the rainbow.", "input": "", "output": "Indigo."})
+            writer.writerow({k: trained.get(k, "") for k in ("instruction", "input", "output")})
+        metric = write_module(tmp_path, "length_ratio", LENGTH_RATIO)
+        page.locator("#eval-split").get_by_label("a file I upload").check()
+        page.locator("#eval-file input[type=file]").set_input_files(str(held_out))
+        expect(page.locator("#eval-file")).to_contain_text("my questions.csv")
+        page.locator("#eval-metrics textarea").fill(str(metric))
+        page.locator("#eval-go").click()
+        expect(progress).to_contain_text("held-out file my questions.csv", timeout=30_000)
+        expect(progress).to_have_attribute("data-status", "done", timeout=240_000)
+        note = page.locator("#eval-note")
+        expect(note).to_contain_text("read as Instruction / input / output (Alpaca): 2 rows used of 2 read")
+        expect(note).to_contain_text("1 of 2 rows repeat the training data")
+        expect(note).to_contain_text("inflate the scores")
+        for label in ("ROUGE-L", "BLEU", "Exact match", "length_ratio"):
+            expect(table).to_contain_text(label)
+        flagged = page.locator("#eval-examples").get_by_role("row").filter(has_text="same row as training")
+        expect(flagged).to_have_count(1)
+        expect(flagged).to_contain_text(" ".join(trained["output"].split())[:20])
 
         # Blind A/B: a pair, a vote, the reveal, the tally.
         page.locator("#ab-voter textarea").press_sequentially("Ana")

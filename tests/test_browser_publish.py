@@ -44,6 +44,21 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
                 page.locator("#publish-check").click()
                 expect(page.locator("#publish-account")).to_contain_text("Signed in as alice")
 
+                # Export for local runtimes: the estimate shows before anything is written, then the files and
+                # the commands that run them.
+                estimate = page.locator("#export-estimate")
+                expect(estimate).to_contain_text(f"Will write run{run_id}-q8_0.gguf", timeout=60_000)
+                expect(estimate).to_contain_text("Modelfile")
+                assert not (Path(ws.runs_dir) / str(run_id) / "export").exists()
+                page.locator("#export-go").click()
+                view = page.locator("#export-result")
+                expect(view).to_contain_text(f"ollama create run{run_id} -f Modelfile", timeout=120_000)
+                expect(view).to_contain_text("llama-server -m ")
+                expect(view).to_contain_text("vllm serve")
+                expect(estimate).to_contain_text(f"Exported run{run_id}-q8_0.gguf")
+                view.scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "export.png"), full_page=False)
+
                 page.locator("#publish-repo textarea, #publish-repo input").first.fill("seed-lora")
                 # On a busy machine (a clean-clone run once waited 120 s for this answer while the push had
                 # landed), with a reload's refreshes still under way when the button is pressed.
@@ -57,6 +72,7 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
                     result = page.locator("#publish-result")
                     expect(result).to_contain_text("Pushed to alice/seed-lora", timeout=120_000)
                     expect(result).to_contain_text("adapter_model.safetensors")
+                    expect(result).to_contain_text(f"run{run_id}-q8_0.gguf")  # the export went beside it
 
                 page.locator("#publish-ds-repo textarea, #publish-ds-repo input").first.fill("seed-data")
                 page.locator("#publish-dataset-go").click()
@@ -81,3 +97,4 @@ def test_publish_adapter_and_dataset_from_the_browser(tiny_chat_model: Path, tmp
     assert TOKEN not in app.log.read_text(errors="replace")
     if os.environ.get("SEED_STUDIO_UPDATE_SCREENSHOTS"):
         shutil.copy(tmp_path / "publish.png", ROOT / "assets" / "screenshot-publish.png")
+        shutil.copy(tmp_path / "export.png", ROOT / "assets" / "screenshot-export.png")

@@ -92,6 +92,43 @@ def test_eval_json_and_the_list(home: tuple[Path, int, int]) -> None:
     assert "validation" in shown and "done" in shown
 
 
+def test_eval_on_a_held_out_file_flags_the_row_seen_in_training(home: tuple[Path, int, int], tmp_path: Path) -> None:
+    import csv
+
+    from studio.data.versions import version_rows
+    from studio.train.runs import get_run
+    from tests.test_eval_metrics import LENGTH_RATIO, write_module
+
+    path, lora, _ = home
+    ws = Workspace(load_settings(path))
+    trained = sorted(version_rows(ws, get_run(ws, lora).dataset_version_id, "train"), key=lambda r: r.id)[0].data
+    held_out = tmp_path / "held out.csv"
+    with held_out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["instruction", "input", "output"])
+        writer.writeheader()
+        writer.writerow({"instruction": "Name a colour of the rainbow.", "input": "", "output": "Indigo."})
+        writer.writerow({k: trained.get(k, "") for k in ("instruction", "input", "output")})  # seen in training
+    metric = write_module(tmp_path, "length_ratio", LENGTH_RATIO)
+
+    ev = ok(path, "eval", "--run", str(lora), "--file", str(held_out), "--metric", str(metric), *SAMPLE)
+    assert ev["status"] == "done" and ev["split"] == "file" and ev["config"]["file"] == "held out.csv"
+    assert ev["source"]["name"] == "held out.csv" and ev["source"]["format"] == "alpaca"
+    assert ev["source"]["rows_used"] == 2 and len(ev["source"]["sha256"]) == 64
+    assert ev["metrics"]["n"] == 2 and ev["metrics"]["overlap_train"] == 1
+    flags = {e["reference"]: e["overlap"] for e in ev["examples"]}
+    assert flags == {"Indigo.": None, trained["output"]: "same row as training"}
+    assert [r["metric"] for r in ev["metrics"]["rows"]] == ["rouge_l", "bleu", "exact"]
+    assert {e["key"] for e in ev["metrics"]["extra"]} == {"length_ratio", "longest"}
+
+    text = cli(path, "eval", "--run", str(lora), "--file", str(held_out), *SAMPLE)
+    assert "Evaluated on 2 rows of held-out file held out.csv." in text
+    assert "⚠️ 1 of 2 rows repeat the training data (1 whole row)" in text
+    assert "inflate the scores" in text and "| ROUGE-L |" in text
+    assert "Rows that repeat the training data:\n  row 2: same row as training" in text
+    listed = cli(path, "evals", "--run", str(lora))
+    assert "file held out.csv" in listed
+
+
 def test_eval_with_the_judge(home: tuple[Path, int, int]) -> None:
     from tests.scripted_llm import ScriptedLLM
 
@@ -122,9 +159,14 @@ def test_bad_input_exits_2_and_writes_nothing(home: tuple[Path, int, int]) -> No
         (["eval", "--run", str(lora), "--limit", "0"], "at least 1"),
         (["eval", "--run", str(lora), "--version", "no-such-version"], "no-such-version"),
         (["evals", "--run", "999"], "no run #999"),
+        (["eval", "--run", str(lora), "--file", "/no/such/held-out.csv"], "There is no file at"),
+        (["eval", "--run", str(lora), "--file", str(SHARED_SEEDS), "--split", "validation"], "not both"),
+        # Offline, as here (said to evaluate, so the test means the same wherever it runs), with HF_HOME in tmp.
+        (["eval", "--run", str(lora), "--metric", "seed-studio-no-such-metric"], "could not be loaded"),
     ]
+    offline = {"HF_EVALUATE_OFFLINE": "1", "HF_HOME": str(path.parent / "hf-home")}
     for args, message in cases:
-        done = run(path, *args)
+        done = run(path, *args, env=offline)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         error = done.stderr.strip().splitlines()[-1]
         assert error.startswith("Error:") and message in error, (args, done.stderr)

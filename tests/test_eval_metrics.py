@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -120,10 +121,225 @@ def test_compare_refuses_mismatch() -> None:
 
 def test_import_does_not_load_heavy_libraries() -> None:
     code = ("import sys; import studio.evaluation.metrics, studio.evaluation.votes, studio.evaluation.pairwise; "
-            "heavy = [m for m in ('sacrebleu', 'rouge_score', 'numpy') if m in sys.modules]; "
+            "import studio.evaluation.metric_modules; "
+            "heavy = [m for m in ('sacrebleu', 'rouge_score', 'numpy', 'evaluate', 'datasets') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the evaluate modules ------------------------------------------------------------------------------
+
+# Texts that exercise tokenisation and normalisation: unicode, punctuation, articles, stems, empty answers,
+# long and one-word texts, and pairs whose lengths differ (ROUGE-L's P != R; BLEU's brevity penalty).
+PREDICTIONS = [
+    "The cat sat on the mat.", "", "Paris, France", "police killed the gunman",
+    "Ünïcödé: naïve café — déjà vu!", "東京は日本の首都です。", "cats running quickly over the hills", "42",
+    "  an   apple ", "The quick brown fox jumps over the lazy dog near the river bank today",
+    "Émigré résumé façade", "x",
+]
+REFERENCES = [
+    "the cat is on the mat today", "something was expected here", "paris france",
+    "the gunman was shot down by police", "unicode: naive cafe - deja vu", "東京は日本の首都です。",
+    "a cat runs quickly over hills", "forty-two", "Apple!", "The quick brown fox jumped over a lazy dog",
+    "Émigré résumé façade", "",
+]
+
+
+def direct_scores(predictions: list[str], references: list[str]) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The reference: what studio.evaluation.metrics computed before it went through evaluate modules, written
+    out with rouge_score and sacrebleu directly (mean ROUGE-L F with the stemmer; corpus BLEU with sacrebleu's
+    defaults and sentence BLEU per pair; exact match after SQuAD normalisation)."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rouge = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references, strict=True)]
+    exact = [float(metrics.normalize(p) == metrics.normalize(r)) for p, r in zip(predictions, references, strict=True)]
+    totals = {"rouge_l": sum(rouge) / len(rouge),
+              "bleu": float(sacrebleu.corpus_bleu(predictions, [references]).score),
+              "exact": sum(exact) / len(exact)}
+    rows = [{"rouge_l": rouge[i], "bleu": float(sacrebleu.sentence_bleu(predictions[i], [references[i]]).score),
+             "exact": exact[i]} for i in range(len(predictions))]
+    return totals, rows
+
+
+def test_evaluate_modules_equal_the_direct_computation() -> None:
+    import evaluate
+
+    from studio.evaluation import metric_modules
+
+    totals, rows = direct_scores(PREDICTIONS, REFERENCES)
+    assert 0 < totals["rouge_l"] < 1 and 0 < totals["bleu"] < 100 and 0 < totals["exact"] < 1  # not trivial
+    # Identical numbers, not close ones: the same arithmetic runs inside the modules.
+    assert metrics.rouge_l(PREDICTIONS, REFERENCES) == totals["rouge_l"]
+    assert metrics.bleu(PREDICTIONS, REFERENCES) == totals["bleu"]
+    assert metrics.exact_match(PREDICTIONS, REFERENCES) == totals["exact"]
+    assert metrics.per_example(PREDICTIONS, REFERENCES) == rows
+    assert metrics.score(PREDICTIONS, REFERENCES) == (totals, rows)
+    # Each pair alone as well (a one-pair corpus BLEU is that pair's own corpus BLEU).
+    for pred, ref in zip(PREDICTIONS, REFERENCES, strict=True):
+        assert metrics.score([pred], [ref]) == direct_scores([pred], [ref])
+    # All empty answers score zero, as before.
+    empty = [""] * 3
+    assert metrics.score(empty, REFERENCES[:3]) == direct_scores(empty, REFERENCES[:3])
+
+    # The table compares the two sides with those numbers.
+    tuned = list(REFERENCES[:6]) + PREDICTIONS[6:]
+    table = metrics.compare(PREDICTIONS, tuned, REFERENCES)
+    tuned_totals, tuned_rows = direct_scores(tuned, REFERENCES)
+    assert [(r.metric, r.base, r.tuned) for r in table.rows] == [
+        (m, totals[m], tuned_totals[m]) for m in metrics.METRICS]
+    by_index = {e.index: e for e in table.examples}
+    assert all(by_index[i].base == rows[i] and by_index[i].tuned == tuned_rows[i] for i in range(len(rows)))
+
+    # They are real evaluate modules, loaded by path, once per process.
+    for name in metric_modules.SHIPPED:
+        module = metric_modules.load(metric_modules.shipped(name))
+        assert isinstance(module, evaluate.Metric) and module.name == name
+        assert metric_modules.load(metric_modules.shipped(name)) is module
+
+
+def test_shipped_modules_load_with_plain_evaluate_load(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """What a person does outside the studio: evaluate.load(<folder>) gives the same numbers."""
+    import evaluate
+
+    from studio.evaluation import metric_modules
+
+    monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", tmp_path / "modules")  # not the user's HF_HOME
+    totals, _ = direct_scores(PREDICTIONS, REFERENCES)
+    for name, key in (("rouge_l", "rouge_l"), ("bleu", "bleu"), ("exact_match", "exact")):
+        module = evaluate.load(metric_modules.shipped(name), cache_dir=str(tmp_path / "data"), keep_in_memory=True)
+        assert module.compute(predictions=PREDICTIONS, references=REFERENCES)[name] == totals[key]
+
+
+def test_metrics_write_nothing_under_the_users_home(tmp_path) -> None:
+    """A fresh process with its own HOME and HF_HOME: scoring leaves both empty, and its own temporary
+    folder is gone at exit; so is the folder a killed process left behind (no exit handler ran there)."""
+    import os
+
+    home, hf_home, tmp = tmp_path / "home", tmp_path / "hf", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp / f"seed-studio-metrics-{dead.pid}-abc"
+    (stale / "modules").mkdir(parents=True)
+    alive = tmp / f"seed-studio-metrics-{os.getpid()}-abc"  # this test's process is running: kept
+    alive.mkdir()
+    code = ("from studio.evaluation import metrics, metric_modules; "
+            "print(metrics.bleu(['a b c d e'], ['a b c d e'])); print(metric_modules._workdir())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HOME": str(home), "HF_HOME": str(hf_home), "TMPDIR": str(tmp),
+                               "XDG_CACHE_HOME": str(home / ".cache")})
+    assert done.returncode == 0, done.stderr
+    score, workdir = done.stdout.split()
+    assert float(score) == pytest.approx(100.0)
+    assert list(home.iterdir()) == [] and not hf_home.exists()
+    assert workdir.startswith(str(tmp / "seed-studio-metrics-")) and not os.path.exists(workdir)
+    assert not stale.exists() and alive.exists()
+
+
+LENGTH_RATIO = """\
+\"\"\"Mean length ratio of prediction to reference, in characters: a user's own metric module.\"\"\"
+
+import datasets
+import evaluate
+
+
+class LengthRatio(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="length ratio", citation="", inputs_description="texts",
+            features=datasets.Features({"predictions": datasets.Value("string"),
+                                        "references": datasets.Value("string")}))
+
+    def _compute(self, predictions, references):
+        ratios = [len(p) / max(len(r), 1) for p, r in zip(predictions, references)]
+        return {"length_ratio": sum(ratios) / len(ratios), "longest": max(len(p) for p in predictions),
+                "ratios": ratios, "note": "lists and texts are not table numbers"}
+"""
+
+
+def write_module(folder, name: str, source: str):
+    (folder / name).mkdir(parents=True)
+    (folder / name / f"{name}.py").write_text(source)
+    return folder / name
+
+
+def test_a_local_extra_metric_is_scored_on_both_sides(tmp_path) -> None:
+    from studio.evaluation import metric_modules
+
+    path = write_module(tmp_path, "length_ratio", LENGTH_RATIO)
+    refs = metrics.check_extra([str(path), str(path)], REFERENCES[:4])
+    assert refs == [str(path.resolve())]  # resolved, duplicates dropped
+    base, tuned = ["ab", "", "abc", "x"], ["abcd", "ab", "abc", "xyz"]
+    references = ["abcd", "abcd", "abc", "xyz"]
+    table = metrics.compare(base, tuned, references, extra=refs)
+    by_key = {e.key: e for e in table.extra}
+    assert set(by_key) == {"length_ratio", "longest"}  # the list and the text are left out
+    assert by_key["length_ratio"].base == pytest.approx((0.5 + 0 + 1 + 1 / 3) / 4)
+    assert by_key["length_ratio"].tuned == pytest.approx((1 + 0.5 + 1 + 1) / 4)
+    assert (by_key["longest"].base, by_key["longest"].tuned) == (3.0, 4.0)
+    assert by_key["longest"].title == "length_ratio · longest" and by_key["length_ratio"].title == "length_ratio"
+    stored = table.to_dict()["extra"]
+    assert stored[0] == {"metric": "length_ratio", "ref": refs[0], "key": "length_ratio", "title": "length_ratio",
+                         "base": by_key["length_ratio"].base, "tuned": by_key["length_ratio"].tuned,
+                         "delta": by_key["length_ratio"].tuned - by_key["length_ratio"].base}
+    assert "| length_ratio · longest | 3.000 | 4.000 | +1.000 |" in table.to_markdown()
+    assert metric_modules.label(refs[0]) == "length_ratio"
+
+
+def offline_evaluate(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """evaluate told it is offline, as this machine is (else a hub id would try huggingface.co wherever the
+    tests run), with its hub caches in tmp_path so nothing is written under the user's home."""
+    import evaluate
+
+    monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", True)
+    monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", tmp_path / "hf" / "modules")
+    monkeypatch.setattr(evaluate.config, "HF_EVALUATE_CACHE", tmp_path / "hf" / "evaluate")
+    monkeypatch.setattr(evaluate.config, "DOWNLOADED_EVALUATE_PATH", str(tmp_path / "hf" / "downloads"))
+
+
+def test_extra_metrics_that_cannot_work_say_why(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    offline_evaluate(monkeypatch, tmp_path)
+    refs = REFERENCES[:2]
+    needs = write_module(tmp_path, "needs_pkg", "import datasets\nimport evaluate\nimport no_such_package_xyz\n")
+    lists_only = write_module(tmp_path, "lists_only", LENGTH_RATIO.replace(
+        'return {"length_ratio": sum(ratios) / len(ratios), "longest": max(len(p) for p in predictions),',
+        'return {').replace("class LengthRatio", "class ListsOnly"))
+    broken = write_module(tmp_path, "broken", LENGTH_RATIO.replace("ratios = [", "ratios = 1 / 0 + [").replace(
+        "class LengthRatio", "class Broken"))
+    (tmp_path / "empty_folder").mkdir()
+    cases = [
+        ("seed-studio-no-such-metric", "could not be loaded: it is not a file or folder here, and the evaluate hub"),
+        ("someone/no-such-metric", "cannot be reached (offline?)"),
+        ("bleu", "always computed"),
+        ("rouge_l", "always computed"),
+        ("./no/such/folder", "There is no metric module at"),
+        ("not an id!", "is not an evaluate hub id"),
+        ("  ", "metric name is empty"),
+        (str(needs), "needs packages that are not installed"),
+        (str(lists_only), "gives no single number"),
+        (str(broken), "could not score the answers (ZeroDivisionError"),
+        (str(tmp_path / "empty_folder"), "a metric folder holds a script named like the folder"),
+    ]
+    for name, message in cases:
+        with pytest.raises(QualityError, match=re.escape(message)):
+            metrics.check_extra([name], refs)
+    # A hosted studio (a Space) runs only the evaluate team's modules: a module is code run on the server.
+    from studio.evaluation import metric_modules
+
+    for name in (str(needs), "someone/metric", "./no/such/folder"):
+        with pytest.raises(QualityError, match="hosted studio runs only the evaluate team's own metrics"):
+            metrics.check_extra([name], refs, hosted=True)
+    assert [metric_modules.resolve(n, hosted=True) for n in ("meteor", "evaluate-metric/chrf")] == [
+        "meteor", "evaluate-metric/chrf"]
+    # A metric that fails only on the real answers gets a row saying so; the shipped rows are still there.
+    table = metrics.compare(["a"], ["b"], ["c"], extra=[str(broken)])
+    assert [r.metric for r in table.rows] == list(metrics.METRICS)
+    assert "ZeroDivisionError" in table.extra[0].error and table.extra[0].to_dict()["error"]
+    assert "| broken | – | – | failed: " in table.to_markdown()
 
 
 # --- votes ---------------------------------------------------------------------------------------------

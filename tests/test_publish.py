@@ -540,3 +540,33 @@ def test_hubs_own_refusal_of_someone_elses_repo(fresh, hub: HubServer, monkeypat
     assert [r.status for r in hub.requests if "/commit/" in r.path or r.path == "/api/repos/create"].count(403) >= 2
     assert len(hub.commits("bob/colours")) == 1 and len(hub.commits("bob/colours-data", "dataset")) == 1
     _nothing_changed(ws, before, project_id)
+
+
+def test_push_carries_the_runs_exports_and_says_how_to_run_them(hub: HubServer, tiny_chat_model: Path,
+                                                                tmp_path: Path) -> None:
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from studio.export.run_export import ExportRequest, export_run
+
+    ws = Workspace(load_settings(tmp_path / "home"))
+    project = create_project(ws, "colours", task_description="Name colours.")
+    run = report_run(ws, project.id, crafted_version(ws, project.id), tiny_chat_model,
+                     _make_adapter(tiny_chat_model, tmp_path / "adapter"))
+    exported = export_run(ws, run.id, ExportRequest(quants=["q8_0"], ollama=True))
+    gguf = f"run{run.id}-q8_0.gguf"
+
+    pub = push_adapter(ws, run.id, "colours-lora", token=TOKEN, endpoint=hub.url)
+    assert gguf in pub.files and "Modelfile" in pub.files
+    got = hf_hub_download("alice/colours-lora", gguf, endpoint=hub.url, token=TOKEN, cache_dir=tmp_path / "dl")
+    assert Path(got).read_bytes() == (exported.folder / gguf).read_bytes()
+    card = Path(hf_hub_download("alice/colours-lora", "README.md", endpoint=hub.url, token=TOKEN,
+                                cache_dir=tmp_path / "dl")).read_text()
+    assert "## Run it locally" in card and f"hf download alice/colours-lora {gguf} --local-dir ." in card
+    assert f"hf download alice/colours-lora Modelfile {gguf} --local-dir run{run.id}" in card
+    assert f"--lora-modules run{run.id}=alice/colours-lora" in card and "vLLM can serve this adapter" in card
+    assert str(exported.folder) not in card
+
+    # Pushed again without them: the repo mirrors what was asked, the GGUF and the Modelfile are gone.
+    push_adapter(ws, run.id, "alice/colours-lora", token=TOKEN, endpoint=hub.url, exports=False)
+    files = HfApi(endpoint=hub.url, token=TOKEN).list_repo_files("alice/colours-lora")
+    assert gguf not in files and "Modelfile" not in files and "adapter_model.safetensors" in files

@@ -3,7 +3,8 @@
 compare: one prompt, the base model and one or two fine-tuned runs answering it in turn (one model in
 memory, the adapter switched on and off), with the same decoding settings and seed; the answers stream
 to the terminal. eval: a batch evaluation in the foreground with a progress bar (Ctrl-C stops it after
-the current row). evals: the evaluations recorded so far.
+the current row), on a split or on a held-out file (`--file`), with extra evaluate metrics (`--metric`).
+evals: the evaluations recorded so far.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def _runs_text(run_ids: list[int]) -> str:
 def eval_command(
     run: Annotated[int, typer.Option("--run", "-r", help="Run id (see `runs list`).", show_default=False)],
     split: Annotated[str, typer.Option("--split", help="test (held out from training) or validation.")] = "test",
+    file: Annotated[str | None, typer.Option("--file", help="Evaluate on this held-out file instead of a split "
+                                             "(CSV, JSONL, Parquet, Excel: any file `seeds import` reads). Rows "
+                                             "that repeat training rows are flagged.", show_default=False)] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="An extra metric: an evaluate hub id (like "
+                                                     "meteor) or the path of a metric folder; repeat for more.",
+                                                     show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Evaluate the first N rows only.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Dataset version name or id (default: the one "
                                                 "the run was trained on).")] = None,
@@ -98,7 +105,8 @@ def eval_command(
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Evaluate a run against its base model on a split: ROUGE-L, BLEU, exact match, loss, judge win-rate."""
+    """Evaluate a run against its base model on a split or a held-out file: ROUGE-L, BLEU, exact match (and any
+    --metric), loss, judge win-rate."""
     from studio.errors import QualityError
     from studio.evaluation.batch import EvalConfig, create_eval
     from studio.train.runs import get_run
@@ -117,7 +125,7 @@ def eval_command(
 
         spec = parse_teacher(teacher, model=teacher_model)
     cfg = EvalConfig(split=split, limit=limit, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                     judge=judge, version_id=version_id)
+                     judge=judge, version_id=version_id, file=file, metrics=list(metric or []))
     key = _api_key(api_key_env)
     ev = create_eval(ws, run, cfg, teacher=spec)
     typer.echo(f"Evaluation #{ev.id} of run {run} against {ev.base_model_ref}. {ev.message}", err=as_json)
@@ -129,8 +137,14 @@ def eval_command(
     if ev.status == "done" and ev.examples:
         typer.echo("\nLargest changes (ROUGE-L):")
         for ex in ev.examples[:3]:
-            typer.echo(f"  [{ex['change']:+.2f}] {clip(ex['prompt'], 70)}\n      base:  {clip(ex['base_pred'], 70)}"
-                       f"\n      tuned: {clip(ex['tuned_pred'], 70)}")
+            flag = f" ({ex['overlap']})" if ex.get("overlap") else ""
+            typer.echo(f"  [{ex['change']:+.2f}] {clip(ex['prompt'], 70)}{flag}\n      base:  "
+                       f"{clip(ex['base_pred'], 70)}\n      tuned: {clip(ex['tuned_pred'], 70)}")
+        flagged = [ex for ex in ev.examples if ex.get("overlap")]
+        if flagged:
+            typer.echo("\nRows that repeat the training data:")
+            for ex in sorted(flagged, key=lambda e: e["index"]):
+                typer.echo(f"  row {ex['index'] + 1}: {ex['overlap']} · {clip(ex['prompt'], 70)}")
     if ev.status != "done":
         raise typer.Exit(1)
 
@@ -183,7 +197,8 @@ def evals_command(
         rows = {r["metric"]: r for r in ev.metrics.get("rows", [])}
         rouge = rows.get("rouge_l")
         score = f"ROUGE-L {rouge['base']:.3f} → {rouge['tuned']:.3f}" if rouge else ev.message
-        typer.echo(f"#{ev.id:<4} run {ev.run_id:<4} {ev.split:<10} {ev.status:<11} {clip(score, 70)}")
+        where = clip(f"file {ev.source.get('name') or ev.config.file}", 30) if ev.split == "file" else ev.split
+        typer.echo(f"#{ev.id:<4} run {ev.run_id:<4} {where:<10} {ev.status:<11} {clip(score, 70)}")
 
 
 def register(app: typer.Typer) -> None:

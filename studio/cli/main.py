@@ -17,6 +17,7 @@ import typer
 from studio.cli.common import HomeOption
 from studio.cli.compare import register as register_compare_commands
 from studio.cli.dataset import register as register_dataset_commands
+from studio.cli.export import register as register_export_commands
 from studio.cli.generate import register as register_generation_commands
 from studio.cli.models import register as register_model_commands
 from studio.cli.plan import register as register_plan_commands
@@ -41,6 +42,7 @@ register_train_commands(app)
 register_compare_commands(app)
 register_report_commands(app)
 register_publish_commands(app)
+register_export_commands(app)
 
 
 @app.command("app")

@@ -1,7 +1,10 @@
-"""Batch evaluation: a fine-tuned run against its base model on a dataset version's test (or validation) split.
+"""Batch evaluation: a fine-tuned run against its base model on a dataset version's test (or validation) split,
+or on a held-out file a person uploads.
 
     ev = evaluate(ws, run_id, EvalConfig(split="test", limit=50, judge=True))   # create + run, in this thread
+    ev = evaluate(ws, run_id, EvalConfig(file="held_out.csv", metrics=["meteor"]))  # split "file"
     ev.metrics["rows"]        # ROUGE-L, BLEU, exact match: base, tuned, delta
+    ev.metrics["extra"]       # the extra metrics named in the config (evaluate hub ids or local modules)
     ev.metrics["loss"]        # assistant-token loss of base and tuned on the same rows (perplexity beside it)
     ev.examples[0]            # the row that changed most
 
@@ -13,21 +16,30 @@ prompt, decoding settings and seed (greedy by default), one model in memory with
 (SideBySide). `prompt` in the stored examples is that context as text: the user message itself for a
 single-turn row, else a plain "Role: content" transcript (studio.data.chat.to_prompt_completion).
 
-Scores: studio.evaluation.metrics.compare (offline rouge_score / sacrebleu); the loss of each side on the
-same conversations (studio.evaluation.loss, assistant tokens only, truncated to the run's maximum length);
-with `judge`, the teacher compares the two answers twice, positions swapped, and only a winner both orders
-agree on counts (studio.evaluation.pairwise).
+A held-out file is read once, at creation, by the seed importer (any layout it reads; nothing is imported):
+its usable rows become the evaluation's rows through the same conversion as a split's, and are stored with
+the evaluation (eval_row), so a rerun sees the same rows after the upload is gone. Its name, sha256, format
+and counts are the evaluation's `source`. Each row that repeats a row of the run's training split (same
+content key) or only its prompt is flagged in its example (`overlap`) and counted (`metrics["overlap_train"]`):
+such rows inflate the scores.
 
-Lifecycle: create_eval checks everything, then writes an `eval` row (queued) and its `job` row (kind 'eval')
-in one transaction. run_eval claims the job, reports progress on it (done / total: generated rows, then
-judged rows), honours a stop asked from any client (jobs.request_stop, or stop_eval) between rows, and ends
-the eval and its job as done / stopped / failed (message says why). A process that dies mid-way leaves
-'running' with a dead pid: reconcile_evals marks it 'interrupted'. A stopped, failed or interrupted
-evaluation can be run again with run_eval (from the start).
+Scores: studio.evaluation.metrics.compare (the shipped evaluate modules, offline; extra ones by hub id or
+path); the loss of each side on the same conversations (studio.evaluation.loss, assistant tokens only,
+truncated to the run's maximum length); with `judge`, the teacher compares the two answers twice, positions
+swapped, and only a winner both orders agree on counts (studio.evaluation.pairwise).
+
+Lifecycle: create_eval checks everything (extra metrics are loaded and tried on the references), then writes
+an `eval` row (queued), its `job` row (kind 'eval') and a file's rows in one transaction. run_eval claims the
+job, reports progress on it (done / total: generated rows, then judged rows), honours a stop asked from any
+client (jobs.request_stop, or stop_eval) between rows, and ends the eval and its job as done / stopped /
+failed (message says why). A process that dies mid-way leaves 'running' with a dead pid: reconcile_evals
+marks it 'interrupted'. A stopped, failed or interrupted evaluation can be run again with run_eval (from the
+start; a file's evaluation on its stored rows).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -45,10 +57,14 @@ if TYPE_CHECKING:
     from studio.teachers.spec import TeacherSpec
 
 SPLITS = ("test", "validation")
+FILE_SPLIT = "file"
+"""The split of an evaluation on a held-out file."""
 JOB_KIND = "eval"
 STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted")
 RERUNNABLE = ("queued", "stopped", "failed", "interrupted")
 MAX_NEW_TOKENS = 4096
+OVERLAP_ROW = "same row as training"
+OVERLAP_PROMPT = "same prompt as training"
 JUDGE_CHUNK = 8
 """Rows per judge request batch (two conversations each: both orders)."""
 JUDGE_MAX_NEW_TOKENS = 64
@@ -75,12 +91,20 @@ class EvalConfig:
     """Also ask the teacher which answer is better (both orders, to cancel position bias)."""
     version_id: int | None = None
     """The dataset version whose split is used; None: the one the run was trained on."""
+    file: str | None = None
+    """A held-out file to evaluate on instead of a split (any layout the seed import reads). At creation its
+    path; stored, its name (the rows are stored with the evaluation)."""
+    metrics: list[str] = field(default_factory=list)
+    """Extra metrics beside ROUGE-L, BLEU and exact match: evaluate hub ids or paths of local modules."""
 
     def check(self) -> None:
         """Raise QualityError saying what is wrong and what to do; reads and writes nothing."""
-        if self.split not in SPLITS:
+        if self.split not in (*SPLITS, FILE_SPLIT):
             raise QualityError(f"'{self.split}' cannot be evaluated on; use the test split (held out from "
-                               "training) or the validation split.")
+                               "training), the validation split, or a held-out file.")
+        self._check_file()
+        if not isinstance(self.metrics, list | tuple) or not all(isinstance(m, str) for m in self.metrics):
+            raise QualityError("Extra metrics must be a list of names (evaluate hub ids or metric folders).")
         if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
             raise QualityError(f"The number of rows to evaluate must be a whole number of at least 1 (got "
                                f"{self.limit!r}); leave it empty to evaluate every row.")
@@ -98,6 +122,22 @@ class EvalConfig:
         if self.version_id is not None and (not _is_int(self.version_id) or self.version_id < 1):
             raise QualityError(f"The dataset version must be a version id (got {self.version_id!r}); leave it "
                                "empty to use the version the run was trained on.")
+
+    def _check_file(self) -> None:
+        if self.file is None:
+            if self.split == FILE_SPLIT:
+                raise QualityError("Give the held-out file to evaluate on (CSV, JSONL, Parquet, Excel: any file the "
+                                   "seed import reads), or pick the test or validation split.")
+            return
+        if not isinstance(self.file, str) or not self.file.strip():
+            raise QualityError("The held-out file's path is empty. Give the path of the file to evaluate on.")
+        if self.split == "validation":
+            raise QualityError("A held-out file replaces the split: evaluate on the file or on the validation "
+                               "split, not both.")
+        if self.version_id is not None:
+            raise QualityError("A dataset version picks whose split is evaluated; a held-out file replaces the "
+                               "split. Leave the version out (overlap is checked against the run's own training "
+                               "rows).")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +160,9 @@ class Evaluation:
     id: int
     run_id: int
     project_id: int
-    dataset_version_id: int
+    dataset_version_id: int | None
+    """The version whose split was evaluated; for a held-out file the run's own (its training rows were checked
+    for overlap); None once that version is deleted."""
     split: str
     base_model_ref: str
     status: str
@@ -134,7 +176,16 @@ class Evaluation:
     job_id: int | None
     teacher: dict[str, Any] | None = None
     """The judge (teacher spec, no secret) when config.judge; else None."""
+    source: dict[str, Any] = field(default_factory=dict)
+    """A held-out file's name, sha256, format and counts; {} for a split."""
     job: jobs.Job | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        """What was evaluated on, in words: 'the test split', 'held-out file qa.csv'."""
+        if self.split == FILE_SPLIT:
+            return f"held-out file {self.source.get('name') or self.config.file or '(unnamed)'}"
+        return f"the {self.split} split"
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -152,7 +203,7 @@ class Evaluation:
             "id": self.id, "run_id": self.run_id, "project_id": self.project_id,
             "dataset_version_id": self.dataset_version_id, "split": self.split,
             "base_model_ref": self.base_model_ref, "status": self.status, "config": self.config.to_dict(),
-            "teacher": self.teacher, "metrics": self.metrics, "message": self.message,
+            "teacher": self.teacher, "source": self.source, "metrics": self.metrics, "message": self.message,
             "created_at": self.created_at, "finished_at": self.finished_at, "job_id": self.job_id,
             "progress": {"done": done, "total": total, "text": self.job.progress_text() if self.job else ""},
         }
@@ -164,11 +215,14 @@ class Evaluation:
         """Base vs fine-tuned per metric, with the change; loss and perplexity (lower is better); the judge."""
         if self.status != "done" or not self.metrics.get("rows"):
             return f"No results: this evaluation is {self.status}. {self.message}".strip()
-        lines = [f"Evaluated on {self.metrics.get('n', 0)} rows of the {self.split} split.", "",
+        from studio.evaluation.metrics import extra_markdown
+
+        lines = [f"Evaluated on {self.metrics.get('n', 0)} rows of {self.where}.", *self.notes(), "",
                  "| Metric | Base | Fine-tuned | Change |", "|---|---:|---:|---:|"]
         for row in self.metrics["rows"]:
             label = _LABELS.get(row["metric"], row["metric"])
             lines.append(f"| {label} | {row['base']:.3f} | {row['tuned']:.3f} | {row['delta']:+.3f} |")
+        lines += extra_markdown(self.metrics.get("extra") or [])
         for key, label, digits in (("loss", "Loss (lower is better)", 3), ("perplexity",
                                                                            "Perplexity (lower is better)", 2)):
             pair = self.metrics.get(key) or {}
@@ -180,6 +234,35 @@ class Evaluation:
             lines += ["", f"Judge ({judge.get('teacher', 'teacher')}, answers shown in both orders): "
                           f"{judge['message']}"]
         return "\n".join(lines)
+
+    def notes(self) -> list[str]:
+        """A held-out file's provenance and its overlap with training, as lines for a table's caption."""
+        if self.split != FILE_SPLIT or not self.source:
+            return []
+        src = self.source
+        lines = [f"File {src.get('name')} (sha256 {str(src.get('sha256', ''))[:12]}…), read as "
+                 f"{src.get('format_title', src.get('format'))}: {src.get('rows_used', 0)} rows used of "
+                 f"{src.get('rows_read', 0)} read" + (f", {src['skipped']} skipped ({src.get('skipped_why')})"
+                                                      if src.get("skipped") else "") + "."]
+        overlap = self.metrics.get("overlap_train", src.get("overlap_train", 0))
+        if overlap:
+            n = self.metrics.get("n") or src.get("rows_used", 0)
+            lines.append(f"⚠️ {overlap} of {n} rows repeat the training data ({overlap_text(src)}): the model saw "
+                         "them in training, so they inflate the scores. Remove them from the file for a fair "
+                         "number.")
+        elif src.get("overlap_checked", True):
+            lines.append("No row repeats a training row or prompt.")
+        else:
+            lines.append("Overlap with training was not checked: the run's dataset version is gone.")
+        return lines
+
+
+def overlap_text(source: dict[str, Any]) -> str:
+    """'2 whole rows, 1 prompt only' from a held-out file's counts (kinds with none left out)."""
+    kinds = source.get("overlap") or {}
+    parts = [f"{kinds[k]} {one if kinds[k] == 1 else many}" for k, one, many in (
+        ("same_row", "whole row", "whole rows"), ("same_prompt", "prompt only", "prompts only")) if kinds.get(k)]
+    return ", ".join(parts)
 
 
 _LABELS = {"rouge_l": "ROUGE-L", "bleu": "BLEU", "exact": "Exact match"}
@@ -196,7 +279,7 @@ def _evaluation(conn: sqlite3.Connection, r: sqlite3.Row) -> Evaluation:
         split=r["split"], base_model_ref=r["base_model_ref"], status=r["status"],
         config=EvalConfig.from_dict(stored), metrics=_loads(r["metrics"], {}), examples=_loads(r["examples"], []),
         message=r["message"], created_at=r["created_at"], finished_at=r["finished_at"], job_id=r["job_id"],
-        teacher=stored.get("teacher"), job=job)
+        teacher=stored.get("teacher"), source=_loads(r["source"], {}), job=job)
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -268,29 +351,185 @@ class _Row:
     """Everything before the last assistant message: what the models are asked to answer."""
     prompt: str
     reference: str
+    overlap: str | None = None
+    """A held-out file's row that repeats training: OVERLAP_ROW or OVERLAP_PROMPT; else None."""
+
+
+def to_row(index: int, fmt: Any, data: dict[str, Any], overlap: str | None = None) -> _Row | None:
+    """One record (any seed format) as what the models answer and what they are scored against: the reference
+    is the last assistant message, the context everything before it. None when there is no such pair."""
+    from studio.data.chat import render_turns, to_messages
+
+    try:
+        messages = to_messages(fmt, data)
+    except (KeyError, TypeError, ValueError):  # a damaged record is left out
+        return None
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
+    if last is None or not any(m["role"] == "user" for m in messages[:last]):
+        return None
+    context = messages[:last]
+    only_user = len(context) == 1 and context[0]["role"] == "user"
+    prompt = context[0]["content"] if only_user else render_turns(context)
+    return _Row(index, messages[: last + 1], context, prompt, messages[last]["content"], overlap)
 
 
 def _rows(ws: Workspace, version_id: int, split: str, limit: int | None) -> list[_Row]:
     """The split's rows as (context, reference) pairs, first `limit` rows in row order."""
-    from studio.data.chat import render_turns, to_messages
     from studio.data.versions import version_rows
 
     out: list[_Row] = []
     for row in sorted(version_rows(ws, version_id, split), key=lambda r: r.id):
         if limit is not None and len(out) >= limit:
             break
-        try:
-            messages = to_messages(row.format, row.data)
-        except (KeyError, TypeError, ValueError):  # a frozen row is complete; a damaged one is left out
-            continue
-        last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
-        if last is None or not any(m["role"] == "user" for m in messages[:last]):
-            continue
-        context = messages[:last]
-        only_user = len(context) == 1 and context[0]["role"] == "user"
-        prompt = context[0]["content"] if only_user else render_turns(context)
-        out.append(_Row(len(out), messages[: last + 1], context, prompt, messages[last]["content"]))
+        if (made := to_row(len(out), row.format, row.data)) is not None:
+            out.append(made)
     return out
+
+
+def _stored_rows(ws: Workspace, eval_id: int) -> list[_Row]:
+    """A held-out file's rows, as stored with the evaluation at creation."""
+    from studio.data.formats import SeedFormat
+
+    with ws.read() as conn:
+        stored = conn.execute("SELECT format, data, overlap FROM eval_row WHERE eval_id = ? ORDER BY position",
+                              (eval_id,)).fetchall()
+    out: list[_Row] = []
+    for r in stored:
+        made = to_row(len(out), SeedFormat(r["format"]), json.loads(r["data"]), r["overlap"] or None)
+        if made is not None:
+            out.append(made)
+    return out
+
+
+def _eval_rows(ws: Workspace, ev: Evaluation) -> list[_Row]:
+    if ev.split == FILE_SPLIT:
+        return _stored_rows(ws, ev.id)
+    return _rows(ws, ev.dataset_version_id, ev.split, ev.config.limit)
+
+
+# --- a held-out file -------------------------------------------------------------------------------
+
+
+@dataclass
+class _HeldOut:
+    source: dict[str, Any]
+    records: list[tuple[str, dict[str, Any], str]]
+    """(format, record, overlap or '') of each row used, in file order."""
+    rows: list[_Row]
+
+
+def _prompt_key(row: _Row) -> str:
+    """The prompt, case and whitespace ignored (content_key's normalisation)."""
+    return " ".join(row.prompt.lower().split())
+
+
+def _training_keys(ws: Workspace, version_id: int | None) -> tuple[set[str], set[str], str | None] | None:
+    """(content keys, prompt keys, family) of the run's training rows; None when its version is gone."""
+    from studio.data.formats import FORMATS, content_key
+    from studio.data.versions import version_rows
+    from studio.errors import DatasetVersionError
+
+    if version_id is None:
+        return None
+    try:
+        train = version_rows(ws, version_id, "train")
+    except DatasetVersionError:
+        return None
+    keys, prompts = set(), set()
+    for row in train:
+        keys.add(content_key(row.format, row.data))
+        if (made := to_row(0, row.format, row.data)) is not None:
+            prompts.add(_prompt_key(made))
+    family = FORMATS[train[0].format].family if train else None
+    return keys, prompts, family
+
+
+def _read_held_out(ws: Workspace, run: Any, path_text: str, limit: int | None) -> _HeldOut:
+    """Read a held-out file with the seed importer (nothing written): its usable rows, flagged where they
+    repeat the run's training rows, and what to record about the file. QualityError / SeedError say what is
+    wrong with the file and what to do."""
+    import hashlib
+
+    from studio.data.formats import FORMATS
+
+    path, preview = _preview_held_out(ws, path_text)
+    name, fmt = preview.source, preview.format
+    assert fmt is not None
+    training = _training_keys(ws, run.dataset_version_id)
+    family = FORMATS[fmt].family
+    if training and training[2] and training[2] != family:
+        raise QualityError(f"{name} was read as {FORMATS[fmt].title} rows ({family}), but {run.title} was trained "
+                           f"on {training[2]} rows. Upload held-out rows of the kind it was trained on.")
+    held = _flag_rows(preview, training, limit)
+    counts = preview.counts
+    if not held.rows:
+        problems = "; ".join(str(p) for p in preview.problems[:3] if p.severity == "error")
+        raise QualityError(f"None of the {counts['rows']} rows of {name} can be evaluated on"
+                           + (f" ({problems})" if problems else " (each needs a prompt and the expected answer)")
+                           + ". Fix the rows and upload the file again.")
+    unusable = held.source["unusable"]
+    why = [f"{n} {what}" for n, what in ((counts["with_errors"], "with problems"),
+                                         (counts["duplicates"], "repeated in the file"),
+                                         (unusable, "without a prompt and answer")) if n]
+    overlap = {"same_row": sum(r.overlap == OVERLAP_ROW for r in held.rows),
+               "same_prompt": sum(r.overlap == OVERLAP_PROMPT for r in held.rows)}
+    held.source = {
+        "kind": "file", "name": name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "format": fmt.value, "format_title": FORMATS[fmt].title, "layout": preview.table.layout,
+        "rows_read": counts["rows"], "rows_used": len(held.rows),
+        "skipped": counts["with_errors"] + counts["duplicates"] + unusable, "skipped_why": ", ".join(why),
+        "limited": held.source["limited"], "problems": [str(p) for p in preview.problems[:5]],
+        "overlap_checked": training is not None, "overlap": overlap,
+        "overlap_train": overlap["same_row"] + overlap["same_prompt"],
+    }
+    return held
+
+
+def _preview_held_out(ws: Workspace, path_text: str) -> tuple[Path, Any]:
+    """(path, the importer's preview) of a file whose columns name a seed format without the mapping step."""
+    from studio.data.importer import preview_file
+    from studio.data.readers import safe_display_name
+    from studio.errors import MappingError
+
+    path = Path(path_text).expanduser()
+    name = safe_display_name(path.name)
+    if not path.is_file():
+        raise QualityError(f"There is no file at {path}. Give the path of the held-out file to evaluate on (CSV, "
+                           "JSONL, Parquet, Excel: any file the seed import reads).")
+    preview = preview_file(ws, path, display_name=name)  # InputFileError names what is wrong with the file
+    rename = ("A held-out file is read without the mapping step: name its columns as seed files do (prompt and "
+              "completion; instruction, input and output; or messages) and upload it again.")
+    if preview.format is None:
+        columns = ", ".join(f"'{c}'" for c in preview.table.columns) or "none"
+        raise MappingError(f"{name} has the columns {columns}, which do not match a seed format. {rename}")
+    if preview.mapping_problem or preview.detection.needs_mapping:
+        raise MappingError(f"{name}: {preview.mapping_problem or preview.detection.message} {rename}")
+    return path, preview
+
+
+def _flag_rows(preview: Any, training: tuple[set[str], set[str], str | None] | None, limit: int | None) -> _HeldOut:
+    """The first `limit` usable rows as evaluation rows, each flagged where it repeats training (a whole row by
+    its content key, else its prompt); source holds only 'unusable' and 'limited' so far."""
+    records: list[tuple[str, dict[str, Any], str]] = []
+    rows: list[_Row] = []
+    unusable = 0
+    usable = preview.usable
+    for prepared in usable:
+        if limit is not None and len(rows) >= limit:
+            break
+        made = to_row(len(rows), preview.format, prepared.record)
+        if made is None:
+            unusable += 1
+            continue
+        overlap = None
+        if training and prepared.key in training[0]:
+            overlap = OVERLAP_ROW
+        elif training and _prompt_key(made) in training[1]:
+            overlap = OVERLAP_PROMPT
+        rows.append(dataclasses.replace(made, overlap=overlap))
+        records.append((preview.format.value, prepared.record, overlap or ""))
+    limited = limit is not None and len(usable) - unusable > len(rows)
+    return _HeldOut({"unusable": unusable, "limited": limited}, records, rows)
 
 
 def _check_run(ws: Workspace, run_id: int) -> Any:
@@ -329,17 +568,60 @@ def _teacher_for(ws: Workspace, project: Any, teacher: TeacherSpec | None) -> Te
 
 
 def create_eval(ws: Workspace, run_id: int, cfg: EvalConfig, *, teacher: TeacherSpec | None = None) -> Evaluation:
-    """Check everything, then write the eval row (queued) and its job row in one transaction."""
-    from studio.data.versions import get_version_by_id
+    """Check everything, then write the eval row (queued), its job row and a held-out file's rows in one
+    transaction. Extra metrics are loaded and tried here, so a name that cannot work fails before any answer."""
+    from studio.evaluation.metrics import check_extra
     from studio.teachers.spec import describe_spec
     from studio.workspace.projects import get_project
 
     cfg.check()
     run = _check_run(ws, run_id)
+    held_out = _read_held_out(ws, run, str(cfg.file), cfg.limit) if cfg.file is not None else None
+    if held_out is not None:
+        rows, version_id, split = held_out.rows, run.dataset_version_id, FILE_SPLIT
+        where = f"held-out file {held_out.source['name']}"
+    else:
+        rows, split = _split_rows(ws, run, cfg), cfg.split
+        version_id = cfg.version_id if cfg.version_id is not None else run.dataset_version_id
+        where = f"the {split} split"
+    extra = check_extra(cfg.metrics, [r.reference for r in rows], hosted=ws.settings.on_space) if cfg.metrics else []
+    project = get_project(ws, run.project_id)
+    spec = _teacher_for(ws, project, teacher) if cfg.judge else None
+    stored = {**cfg.to_dict(), "split": split, "metrics": extra, "teacher": describe_spec(spec) if spec else None}
+    source: dict[str, Any] = {}
+    message = f"Queued: {len(rows)} rows of {where}."
+    if held_out is not None:
+        source = held_out.source
+        stored["file"] = source["name"]  # the path was an upload's temporary copy: keep the name only
+        if source["overlap_train"]:
+            message += (f" {source['overlap_train']} of them repeat the training data ({overlap_text(source)}): "
+                        "they inflate the scores.")
+    total = len(rows) * (2 if cfg.judge else 1)
+    now = utc_now()
+    with ws.write() as conn:
+        eval_id = int(conn.execute(
+            "INSERT INTO eval(run_id, split, metrics, created_at, project_id, dataset_version_id, base_model_ref, "
+            "status, config, examples, message, source) VALUES (?, ?, '{}', ?, ?, ?, ?, 'queued', ?, '[]', ?, ?)",
+            (run.id, split, now, run.project_id, version_id, run.base_model_ref, json.dumps(stored), message,
+             json.dumps(source, ensure_ascii=False))).lastrowid or 0)
+        if held_out is not None:
+            conn.executemany("INSERT INTO eval_row(eval_id, position, format, data, overlap) VALUES (?, ?, ?, ?, ?)",
+                             [(eval_id, i, fmt, json.dumps(record, ensure_ascii=False), overlap)
+                              for i, (fmt, record, overlap) in enumerate(held_out.records)])
+        job_id = jobs.create(conn, kind=JOB_KIND, project_id=run.project_id, subject_id=eval_id, total=total,
+                             message="Queued.")
+        conn.execute("UPDATE eval SET job_id = ? WHERE id = ?", (job_id, eval_id))
+    return get_eval(ws, eval_id)
+
+
+def _split_rows(ws: Workspace, run: Any, cfg: EvalConfig) -> list[_Row]:
+    """The rows of the picked split of the picked version (the run's own by default); QualityError if none."""
+    from studio.data.versions import get_version_by_id
+
     version_id = cfg.version_id if cfg.version_id is not None else run.dataset_version_id
     if version_id is None:
         raise QualityError(f"{run.title} does not record its dataset version (it may have been deleted). Pick a "
-                           "dataset version to evaluate on.")
+                           "dataset version to evaluate on, or evaluate on a held-out file.")
     version = get_version_by_id(ws, int(version_id))  # DatasetVersionError names the missing version
     if version.project_id != run.project_id:
         raise QualityError(f"Dataset version {version.name} (#{version.id}) belongs to another project than "
@@ -350,21 +632,7 @@ def create_eval(ws: Workspace, run_id: int, cfg: EvalConfig, *, teacher: Teacher
         raise QualityError(f"Dataset version {version.name} has no {cfg.split} rows, so there is nothing to "
                            f"evaluate on. Pick the {other} split, or freeze a version with a {cfg.split} share "
                            "above 0.")
-    project = get_project(ws, run.project_id)
-    spec = _teacher_for(ws, project, teacher) if cfg.judge else None
-    stored = {**cfg.to_dict(), "teacher": describe_spec(spec) if spec else None}
-    total = len(rows) * (2 if cfg.judge else 1)
-    now = utc_now()
-    with ws.write() as conn:
-        eval_id = int(conn.execute(
-            "INSERT INTO eval(run_id, split, metrics, created_at, project_id, dataset_version_id, base_model_ref, "
-            "status, config, examples, message) VALUES (?, ?, '{}', ?, ?, ?, ?, 'queued', ?, '[]', ?)",
-            (run.id, cfg.split, now, run.project_id, version.id, run.base_model_ref, json.dumps(stored),
-             f"Queued: {len(rows)} rows of the {cfg.split} split.")).lastrowid or 0)
-        job_id = jobs.create(conn, kind=JOB_KIND, project_id=run.project_id, subject_id=eval_id, total=total,
-                             message="Queued.")
-        conn.execute("UPDATE eval SET job_id = ? WHERE id = ?", (job_id, eval_id))
-    return get_eval(ws, eval_id)
+    return rows
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -389,15 +657,17 @@ def run_eval(ws: Workspace, eval_id: int, *, api_key: str | None = None, model: 
     if ev.job_id is None:
         raise QualityError(f"Evaluation #{ev.id} was recorded without a job, so it cannot run. Start a new one.")
     cfg = ev.config
-    rows = _rows(ws, ev.dataset_version_id, ev.split, cfg.limit)
+    rows = _eval_rows(ws, ev)
     total = len(rows) * (2 if cfg.judge else 1)
     if not jobs.claim(ws, ev.job_id, done=0, total=total, message="Loading the models…"):
         raise QualityError(f"Evaluation #{ev.id} is already running. Stop it first, or wait for it to finish.")
     _set(ws, ev.id, status="running", message="Loading the models…", finished_at="")
     try:
         if not rows:
-            raise QualityError(f"The {ev.split} split of dataset version #{ev.dataset_version_id} has no rows any "
-                               "more; nothing to evaluate.")
+            what = ev.where if ev.split == FILE_SPLIT else f"The {ev.split} split of dataset version " \
+                                                          f"#{ev.dataset_version_id}"
+            raise QualityError(f"{what[0].upper() + what[1:]} has no rows any more; nothing to evaluate. Start a "
+                               "new evaluation.")
         run = get_run(ws, ev.run_id)
         metrics, examples = _execute(ws, ev, run, rows, total, api_key=api_key, model=model, progress=progress)
     except _Stopped as stop:
@@ -413,7 +683,7 @@ def run_eval(ws: Workspace, eval_id: int, *, api_key: str | None = None, model: 
         raise
     finally:
         jobs.release(ev.job_id)
-    message = f"Done: {metrics['n']} rows of the {ev.split} split."
+    message = f"Done: {metrics['n']} rows of {ev.where}."
     with ws.write() as conn:
         conn.execute("UPDATE eval SET status='done', metrics=?, examples=?, message=?, finished_at=? WHERE id=?",
                      (json.dumps(metrics), json.dumps(examples, ensure_ascii=False), message, utc_now(), ev.id))
@@ -488,7 +758,9 @@ def _execute(ws: Workspace, ev: Evaluation, run: Any, rows: list[_Row], total: i
         step(len(base_preds), f"Generating answers: {len(base_preds)} of {n} rows.")
 
     references = [r.reference for r in rows]
-    table = metric_lib.compare(base_preds, tuned_preds, references)
+    if cfg.metrics:
+        _message(ws, job_id, ev.id, "Scoring the answers (with the extra metrics)…")
+    table = metric_lib.compare(base_preds, tuned_preds, references, extra=cfg.metrics)
     _message(ws, job_id, ev.id, "Computing the loss of both models…")
     max_length = int(run.config.get("max_seq_length") or 1024)
     conversations = [r.conversation for r in rows]
@@ -503,17 +775,21 @@ def _execute(ws: Workspace, ev: Evaluation, run: Any, rows: list[_Row], total: i
     examples = [{
         "index": e.index, "prompt": rows[e.index].prompt, "reference": e.reference, "base_pred": e.base_pred,
         "tuned_pred": e.tuned_pred, "base": e.base, "tuned": e.tuned, "delta": e.delta, "change": e.change,
-        "judge": verdicts[e.index],
+        "judge": verdicts[e.index], "overlap": rows[e.index].overlap,
     } for e in table.examples]
+    scored = table.to_dict()
     metrics = {
         "n": n,
-        "rows": table.to_dict()["rows"],
+        "rows": scored["rows"],
+        "extra": scored["extra"],
         "loss": {"base": base_loss.loss, "tuned": tuned_loss.loss},
         "perplexity": {"base": base_loss.perplexity, "tuned": tuned_loss.perplexity},
         "loss_tokens": tuned_loss.tokens,
         "judge": judge,
         "settings": settings,
     }
+    if ev.split == FILE_SPLIT:
+        metrics["overlap_train"] = sum(r.overlap is not None for r in rows)
     return metrics, examples
 
 

@@ -96,8 +96,11 @@ def front_matter(ws: Workspace, run_id: int, *, dataset_repo: str | None = None,
 
 
 def model_card(ws: Workspace, run_id: int, repo_id: str, *, dataset_repo: str | None = None,
-               kind: str = "adapter") -> str:
-    """README.md for `repo_id` holding run `run_id` as `kind` (adapter, merged or model)."""
+               kind: str = "adapter", exports: list[str] | None = None) -> str:
+    """README.md for `repo_id` holding run `run_id` as `kind` (adapter, merged or model).
+
+    `exports`: names of the run's export files (GGUF, Modelfile) pushed beside the adapter; an adapter's card
+    says how to run it in llama.cpp, Ollama and vLLM either way."""
     import yaml
 
     from studio.data.versions import public_text
@@ -107,6 +110,10 @@ def model_card(ws: Workspace, run_id: int, repo_id: str, *, dataset_repo: str | 
     meta = front_matter(ws, run_id, dataset_repo=dataset_repo, kind=kind)
     head = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     body = _body(ws, run, repo_id, kind, dataset_repo, run_json(run))
+    if kind == "adapter":
+        from studio.export.run_export import hub_section
+
+        body = body.replace("## Provenance\n", hub_section(run, repo_id, exports or []) + "\n## Provenance\n", 1)
     return f"---\n{head}---\n\n" + _scrub_paths(public_text(body), ws, run)
 
 

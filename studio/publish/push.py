@@ -58,7 +58,8 @@ _PUBLISHED_SUFFIXES = (".json", ".safetensors", ".txt", ".jinja", ".model", ".ti
 _PUBLISHED_BIN = ("adapter_model.bin", "pytorch_model")
 _NEVER = {"training_args.bin", "README.md", "run.json"}
 # What a re-push may delete on the Hub when this push no longer has it: files a push of ours writes.
-_OWNED_PATTERNS = ["*.safetensors", "*.bin", "*.json", "*.txt", "*.jinja", "*.model", "*.tiktoken"]
+_OWNED_PATTERNS = ["*.safetensors", "*.bin", "*.json", "*.txt", "*.jinja", "*.model", "*.tiktoken", "*.gguf",
+                   "Modelfile"]
 _PATH_KEYS = {"base_model_name_or_path", "_name_or_path", "name_or_path"}
 # Token tables: their strings are tokens ("/", "//"...), never paths; published exactly as saved.
 _VERBATIM_JSON = {"tokenizer.json", "vocab.json", "added_tokens.json"}
@@ -102,10 +103,12 @@ class Publication:
 
 def push_adapter(ws: Workspace, run_id: int, repo_id: str, *, token: str | None, private: bool = True,
                  merged: bool = False, endpoint: str | None = None, progress: Progress | None = None,
-                 dataset_repo: str | None = None) -> Publication:
+                 dataset_repo: str | None = None, exports: bool = True) -> Publication:
     """Push run `run_id`'s adapter (a full fine-tune: its model) with a model card to `repo_id`.
 
     merged=True also pushes the adapter merged into its base model to `<repo_id>-merged`.
+    exports=True also pushes the run's export files (GGUF, Modelfile: studio.export) beside the adapter; a
+    re-push without them removes them from the repo, so the repo mirrors what was asked.
     `dataset_repo` names the Hub dataset the card links to (push_dataset's repo).
     """
     from studio.train.runs import get_run
@@ -132,13 +135,16 @@ def push_adapter(ws: Workspace, run_id: int, repo_id: str, *, token: str | None,
     stage = Path(tempfile.mkdtemp(prefix="seed-studio-push-"))
     try:
         report(0.08, "Preparing the files and the model card")
-        files = _stage_model(folder, stage / "main", run)
-        _write_text(stage / "main" / "README.md", model_card(ws, run_id, repo, dataset_repo=dataset_repo, kind=kind))
+        files = stage_model(folder, stage / "main", run)
+        export_names = _stage_exports(run, stage / "main") if exports and kind == "adapter" else []
+        files += export_names
+        _write_text(stage / "main" / "README.md", model_card(ws, run_id, repo, dataset_repo=dataset_repo, kind=kind,
+                                                             exports=export_names))
         merged_files: list[str] = []
         if merged_repo:
             report(0.15, "Merging the adapter into the base model (this takes a while for large models)")
             merged_dir = _merge(ws, run, stage / "merge")
-            merged_files = _stage_model(merged_dir, stage / "merged", run)
+            merged_files = stage_model(merged_dir, stage / "merged", run)
             _write_text(stage / "merged" / "README.md",
                         model_card(ws, run_id, merged_repo, dataset_repo=dataset_repo, kind="merged"))
 
@@ -274,7 +280,7 @@ def _publishable_folder(run: Any) -> Path:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def _stage_model(folder: Path, dest: Path, run: Any) -> list[str]:
+def stage_model(folder: Path, dest: Path, run: Any) -> list[str]:
     """Copy the publishable files of a saved adapter / model folder into `dest`; local paths in JSON replaced."""
     dest.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -290,6 +296,17 @@ def _stage_model(folder: Path, dest: Path, run: Any) -> list[str]:
         else:
             shutil.copyfile(path, dest / name)
         names.append(name)
+    return names
+
+
+def _stage_exports(run: Any, dest: Path) -> list[str]:
+    """Links to the run's export files (GGUF can be gigabytes: linked, not copied; the upload reads through)."""
+    from studio.export.run_export import exported_files
+
+    names = []
+    for path in exported_files(run):
+        (dest / path.name).symlink_to(path.resolve())
+        names.append(path.name)
     return names
 
 

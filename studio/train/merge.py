@@ -50,7 +50,9 @@ def merge_and_save(run: Any, *, models_dir: Path | None = None, base_path: Path 
     tmp = output_dir / (MERGED + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(str(tmp))
-    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(tmp))
+    # The worker saves the tokenizer beside the adapter; an adapter brought from elsewhere may not have it.
+    tokenizer_from = adapter if (adapter / "tokenizer_config.json").is_file() else base_path
+    AutoTokenizer.from_pretrained(str(tokenizer_from)).save_pretrained(str(tmp))
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target

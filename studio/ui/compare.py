@@ -10,6 +10,7 @@ loaded model (one base with its adapters), kept between prompts so only the firs
 from __future__ import annotations
 
 import html
+import re
 import threading
 from typing import Any
 
@@ -17,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from studio import charts
+from studio.data.readers import SUPPORTED_EXTENSIONS
 from studio.errors import StudioError
 from studio.ui import texts
 from studio.ui.tab import TabHandle, fail, require_project
@@ -25,7 +27,9 @@ from studio.workspace import Workspace
 
 POLL_SECONDS = 2.0
 EVAL_COLUMNS = ["metric", "base", "fine-tuned", "change"]
-EXAMPLE_COLUMNS = ["#", "prompt", "reference", "base answer", "fine-tuned answer", "ROUGE-L change", "judge"]
+EXAMPLE_COLUMNS = ["#", "prompt", "reference", "base answer", "fine-tuned answer", "ROUGE-L change", "judge",
+                   "seen in training"]
+FILE_TYPES = list(SUPPORTED_EXTENSIONS)
 METRIC_LABELS = {"rouge_l": "ROUGE-L", "bleu": "BLEU", "exact": "Exact match"}
 
 
@@ -135,11 +139,21 @@ def eval_progress_html(ev: Any) -> str:
     done, total = ev.progress
     pct = round(100 * done / total) if total else (100 if ev.status == "done" else 0)
     return (f"<div class='gen-progress eval-progress' data-status='{_esc(ev.status)}' data-eval='{ev.id}'>"
-            f"<div class='gen-progress-head'><b>Evaluation {ev.id}</b> · run {ev.run_id} · {_esc(ev.split)} split · "
+            f"<div class='gen-progress-head'><b>Evaluation {ev.id}</b> · run {ev.run_id} · {_esc(ev.where)} · "
             f"<span class='gen-state gen-state-{_esc(ev.status)}'>{_esc(ev.status)}</span></div>"
             f"<div class='gen-bar'><div class='gen-bar-fill' style='width:{pct}%'></div></div>"
             f"<div class='gen-progress-text'>{done} / {total} rows</div>"
             f"<div class='gen-progress-message'>{_esc(ev.message)}</div></div>")
+
+
+def eval_note(ev: Any) -> str:
+    """Above the table: a held-out file's name, format and rows, and the warning when rows repeat training."""
+    if ev is None or ev.status != "done":
+        return ""
+    lines = [_esc(line) for line in ev.notes()]
+    failed = [e for e in (ev.metrics or {}).get("extra") or [] if e.get("error")]
+    lines += [f"⚠️ {_esc(e['error'])}" for e in failed]
+    return "\n\n".join(lines)
 
 
 def eval_frames(ev: Any) -> tuple[pd.DataFrame, str, pd.DataFrame, str]:
@@ -156,6 +170,9 @@ def eval_frames(ev: Any) -> tuple[pd.DataFrame, str, pd.DataFrame, str]:
         if pair.get("base") is not None and pair.get("tuned") is not None:
             rows.append([label, round(pair["base"], 4), round(pair["tuned"], 4),
                          f"{pair['tuned'] - pair['base']:+.4f}"])
+    for e in m.get("extra") or []:
+        if not e.get("error"):
+            rows.append([e.get("title", e["metric"]), round(e["base"], 4), round(e["tuned"], 4), f"{e['delta']:+.4f}"])
     groups: dict[str, dict[str, float]] = {}
     for r in m.get("rows", []):
         scale = 100.0 if r["metric"] == "bleu" else 1.0  # BLEU is 0..100; the chart shows 0..1
@@ -164,11 +181,16 @@ def eval_frames(ev: Any) -> tuple[pd.DataFrame, str, pd.DataFrame, str]:
     chart = charts.bar_chart(groups, title=texts.EVAL_CHART, y_label="score (0-1)", lo=0.0, hi=1.0)
     examples = [[e["index"], _short(e.get("prompt", ""), 160), _short(e.get("reference", ""), 160),
                  _short(e.get("base_pred", ""), 200), _short(e.get("tuned_pred", ""), 200),
-                 f"{e.get('change', 0.0):+.3f}", e.get("judge") or ""] for e in ev.examples]
+                 f"{e.get('change', 0.0):+.3f}", e.get("judge") or "", e.get("overlap") or ""] for e in ev.examples]
     judge = m.get("judge")
     judge_line = f"**Judge:** {judge['message']}" if judge else ""
     return (pd.DataFrame(rows, columns=EVAL_COLUMNS), chart, pd.DataFrame(examples, columns=EXAMPLE_COLUMNS),
             judge_line)
+
+
+def metric_names(text: str | None) -> list[str]:
+    """The extra metrics typed in the box: separated by commas or new lines."""
+    return [name.strip() for name in re.split(r"[,\n]", text or "") if name.strip()]
 
 
 def _ab_tally(ws: Workspace, run_id: Any) -> str:
@@ -236,20 +258,26 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     gr.Markdown(texts.EVAL_INTRO)
     with gr.Row():
         eval_run = gr.Dropdown([], label=texts.EVAL_RUN, scale=3, elem_id="eval-run")
-        split = gr.Radio(["test", "validation"], value="test", label=texts.EVAL_SPLIT, scale=1, elem_id="eval-split")
+        split = gr.Radio(texts.EVAL_SOURCES, value="test", label=texts.EVAL_SPLIT, scale=2, elem_id="eval-split")
         limit = gr.Number(0, precision=0, minimum=0, label=texts.EVAL_LIMIT, scale=1, elem_id="eval-limit")
-    judge = gr.Checkbox(False, label=texts.EVAL_JUDGE, elem_id="eval-judge")
+    eval_file = gr.File(label=texts.EVAL_FILE, file_types=FILE_TYPES, type="filepath", visible=False,
+                        elem_id="eval-file")
+    with gr.Row():
+        extra_metrics = gr.Textbox(label=texts.EVAL_METRICS, info=texts.EVAL_METRICS_HELP, scale=3,
+                                   placeholder=texts.EVAL_METRICS_PLACEHOLDER, elem_id="eval-metrics")
+        judge = gr.Checkbox(False, label=texts.EVAL_JUDGE, scale=2, elem_id="eval-judge")
     with gr.Row():
         eval_go = gr.Button(texts.EVAL_GO, variant="primary", elem_id="eval-go")
         eval_stop = gr.Button(texts.EVAL_STOP, variant="stop", size="sm", interactive=False, elem_id="eval-stop")
     eval_progress = gr.HTML(eval_progress_html(None), elem_id="eval-progress")
+    note_box = gr.Markdown("", elem_id="eval-note")
     eval_table = gr.Dataframe(pd.DataFrame(columns=EVAL_COLUMNS), label=texts.EVAL_TABLE, interactive=False,
                               elem_id="eval-table")
     judge_line = gr.Markdown("", elem_id="eval-judge-line")
     eval_chart = gr.HTML(charts.empty(texts.EVAL_CHART, texts.EVAL_NONE), elem_id="eval-chart")
     eval_examples = gr.Dataframe(pd.DataFrame(columns=EXAMPLE_COLUMNS), label=texts.EVAL_EXAMPLES, interactive=False,
                                  max_height=360, wrap=True, elem_id="eval-examples",
-                                 column_widths=["5%", "22%", "19%", "19%", "19%", "8%", "8%"])
+                                 column_widths=["4%", "20%", "17%", "17%", "17%", "8%", "6%", "11%"])
     eval_id = gr.State(None)
     eval_timer = gr.Timer(POLL_SECONDS, active=False)
 
@@ -308,10 +336,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             ev = None
         table, chart, examples, judge_text = eval_frames(ev)
         running = bool(ev and ev.status in ("queued", "running"))
-        return [eval_progress_html(ev), table, judge_text, chart, examples, gr.update(interactive=running),
-                gr.Timer(active=running)]
+        return [eval_progress_html(ev), eval_note(ev), table, judge_text, chart, examples,
+                gr.update(interactive=running), gr.Timer(active=running)]
 
-    eval_outputs = [eval_progress, eval_table, judge_line, eval_chart, eval_examples, eval_stop, eval_timer]
+    eval_outputs = [eval_progress, note_box, eval_table, judge_line, eval_chart, eval_examples, eval_stop,
+                    eval_timer]
 
     def latest_eval_id(run_id: Any, split_value: str = "test") -> int | None:
         if run_id in (None, ""):
@@ -406,16 +435,20 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                answers.get(ids[1], "") if len(ids) > 1 else gr.update()]
 
     def on_eval(pid: int | None, run_id: Any, split_value: str, limit_value: float, use_judge: bool, tokens: float,
-                seed_value: float) -> list:
+                seed_value: float, file_path: str | None, metric_text: str) -> list:
         pid = require_project(pid)
         if run_id in (None, ""):
             raise gr.Error(texts.COMPARE_NEED_RUN)
+        on_file = split_value == "file"
+        if on_file and not file_path:
+            raise gr.Error(texts.EVAL_NEED_FILE)
         from studio.evaluation.batch import EvalConfig
 
         try:
             # The decoding settings of the side-by-side view (greedy unless changed there) apply here too.
             cfg = EvalConfig(split=split_value or "test", limit=int(limit_value) if limit_value else None,
-                             judge=bool(use_judge), max_new_tokens=int(tokens or 128), seed=int(seed_value or 0))
+                             judge=bool(use_judge), max_new_tokens=int(tokens or 128), seed=int(seed_value or 0),
+                             file=str(file_path) if on_file else None, metrics=metric_names(metric_text))
             ev = start_eval(ws, int(run_id), cfg)
         except StudioError as exc:
             raise fail(exc) from None
@@ -517,11 +550,13 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
              concurrency_id="compare-model")
     prompt.submit(on_compare, compare_inputs, [status, out_base, out_1, out_2], concurrency_limit=1,
                   concurrency_id="compare-model")
-    eval_go.click(on_eval, [current, eval_run, split, limit, judge, max_tokens, seed], [eval_id, *eval_outputs])
+    eval_go.click(on_eval, [current, eval_run, split, limit, judge, max_tokens, seed, eval_file, extra_metrics],
+                  [eval_id, *eval_outputs])
     eval_stop.click(on_eval_stop, [current, eval_id], eval_outputs)
     eval_timer.tick(eval_view, [current, eval_id], eval_outputs, show_progress="hidden")
     for trigger in (eval_run.change, split.change):
         trigger(on_eval_run, [current, eval_run, split], [eval_id, *eval_outputs, tally])
+    split.change(lambda value: gr.update(visible=value == "file"), [split], [eval_file])
     ab_next.click(on_ab_next, [current, eval_run, ab_prompt, voter, max_tokens, seed],
                   [pair_state, ab_shown, ab_a, ab_b, vote_a, vote_tie, vote_b, reveal], concurrency_limit=1,
                   concurrency_id="compare-model")

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.errors import StudioError
-from studio.ui import texts
+from studio.ui import export_panel, texts
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 
@@ -84,10 +84,12 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     with gr.Row():
         private = gr.Checkbox(True, label=texts.PUBLISH_PRIVATE, elem_id="publish-private")
         merged = gr.Checkbox(False, label=texts.PUBLISH_MERGED, elem_id="publish-merged")
+        with_exports = gr.Checkbox(True, label=texts.EXPORT_WITH_PUSH, elem_id="publish-exports")
         link = gr.Textbox(label=texts.PUBLISH_DATASET_LINK, placeholder="support-replies-data", elem_id="publish-link")
     model_go = gr.Button(texts.PUBLISH_MODEL_GO, variant="primary", elem_id="publish-model-go")
     with gr.Accordion(texts.PUBLISH_CARD, open=False):
         card_preview = gr.Markdown("", elem_id="publish-card")
+    export_panel.build(ws, run)
 
     gr.Markdown(texts.PUBLISH_DATASET_TITLE)
     with gr.Row():
@@ -146,7 +148,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return f"✅ Signed in as **{acct.name}**{role}{orgs}. Bare repo names go under {acct.name}/."
 
     def on_model(pid: int | None, run_id: Any, repo_name: str, is_private: bool, with_merged: bool,
-                 dataset_repo: str, pasted: str, oauth: gr.OAuthToken | None = None,
+                 dataset_repo: str, exports: bool, pasted: str, oauth: gr.OAuthToken | None = None,
                  progress: gr.Progress = gr.Progress()) -> list:  # noqa: B008 - Gradio's own idiom
         pid = require_project(pid)
         if run_id in (None, ""):
@@ -158,7 +160,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         try:
             pub = push_adapter(ws, int(run_id), repo_name, token=token, private=bool(is_private),
                                merged=bool(with_merged), dataset_repo=(dataset_repo or "").strip() or None,
-                               progress=lambda f, m: progress(f, desc=m))
+                               exports=bool(exports), progress=lambda f, m: progress(f, desc=m))
         except StudioError as exc:
             raise fail(exc) from None
         lines = [f"✅ Pushed to [{pub.repo_id}]({pub.url}) ({'private' if pub.private else 'public'}), commit "
@@ -185,7 +187,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 f"`{pub.revision[:10]}`: {', '.join(pub.files)}.", publications_frame(ws, pid)]
 
     check.click(on_check, [token_box], [account_md])
-    model_go.click(on_model, [current, run, repo, private, merged, link, token_box], [result, table])
+    model_go.click(on_model, [current, run, repo, private, merged, link, with_exports, token_box], [result, table])
     dataset_go.click(on_dataset, [current, version, ds_repo, ds_private, token_box], [result, table])
     for trigger in (run.change, repo.blur, link.blur):
         trigger(card_text, [run, repo, link], [card_preview], show_progress="hidden")

@@ -359,16 +359,24 @@ COMPARE_WRITING = "Writing both answers at once…"
 COMPARE_DONE = "Done · {tokens} · seed {seed}. Same prompt, same settings, same seed in every column."
 
 EVAL_TITLE = "### Numbers on held-out rows"
-EVAL_INTRO = ("Both models answer every row of a split the model never trained on; the answers are scored against "
-              "the human-written reference. Loss and perplexity say how likely each model finds the reference "
-              "answers (lower is better).")
+EVAL_INTRO = ("Both models answer every row of a split the model never trained on, or of a file of your own; the "
+              "answers are scored against the reference. Loss and perplexity say how likely each model finds the "
+              "reference answers (lower is better).")
 EVAL_RUN = "Run"
-EVAL_SPLIT = "Split"
+EVAL_SPLIT = "Evaluate on"
+EVAL_SOURCES = [("test split", "test"), ("validation split", "validation"), ("a file I upload", "file")]
+EVAL_FILE = "Held-out file (CSV, JSONL, Parquet, Excel…: columns named as for seeds)"
+EVAL_NEED_FILE = ("Upload the held-out file to evaluate on (named columns such as prompt and completion), or pick "
+                  "the test or validation split.")
+EVAL_METRICS = "Extra metrics (optional)"
+EVAL_METRICS_HELP = ("evaluate hub ids (meteor, chrf, owner/name) or paths of metric folders on this machine, "
+                     "separated by commas. ROUGE-L, BLEU and exact match are always computed.")
+EVAL_METRICS_PLACEHOLDER = "meteor, chrf"
 EVAL_LIMIT = "Rows (0 = all)"
 EVAL_JUDGE = "Also ask the teacher which answer is better (asked twice, answers swapped)"
 EVAL_GO = "Evaluate"
 EVAL_STOP = "Stop"
-EVAL_NONE = "No evaluation of this run yet: pick a split and press **Evaluate**."
+EVAL_NONE = "No evaluation of this run yet: pick a split (or upload a file) and press **Evaluate**."
 EVAL_TABLE = "Base vs fine-tuned (change = fine-tuned − base)"
 EVAL_EXAMPLES = "Per example, largest change first"
 EVAL_CHART = "Scores, base vs fine-tuned"
@@ -432,3 +440,17 @@ PUBLISH_NO_RUN = "No finished run yet: train one first (Train tab)."
 PUBLISH_PICK_RUN = "Pick the run to publish in the list above, then press the button again."
 PUBLISH_NO_TOKEN_SPACE = ("Sign in with Hugging Face (button above) or paste a write token: on a shared Space the "
                           "studio never pushes with the Space owner's token.")
+
+# Publish tab: export for local runtimes (studio.export).
+EXPORT_TITLE = "### Run it on your own machine (llama.cpp, Ollama, LM Studio, vLLM)"
+EXPORT_INTRO = ("Write the run as GGUF files, the format llama.cpp, Ollama and LM Studio load, with an Ollama "
+                "Modelfile and the exact commands to start each. **q8_0** is nearly lossless at half the size of "
+                "f16; q5_0 and q4_0 are smaller but lose more (a small model loses the most). Files go to the run's "
+                "export folder, and *Publish model* pushes them beside the adapter.")
+EXPORT_QUANTS = "GGUF of the fine-tuned model (adapter merged in)"
+EXPORT_ADAPTER = "The adapter alone as GGUF, with its base model (llama-server --lora, Ollama ADAPTER)"
+EXPORT_OLLAMA = "Ollama Modelfile"
+EXPORT_GO = "Export"
+EXPORT_WITH_PUSH = "Also push this run's exported files (GGUF, Modelfile; see below)"
+EXPORT_PICK_RUN = "Pick a run above to see what an export would write."
+EXPORT_NOTHING = "Nothing exported from this run yet."
