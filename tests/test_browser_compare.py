@@ -116,6 +116,8 @@ def test_side_by_side_streams_evaluate_vote_and_report(running_app, converted_ch
         flagged = page.locator("#eval-examples").get_by_role("row").filter(has_text="same row as training")
         expect(flagged).to_have_count(1)
         expect(flagged).to_contain_text(" ".join(trained["output"].split())[:20])
+        note.scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "eval-file.png"), full_page=False)
 
         # Blind A/B: a pair, a vote, the reveal, the tally.
         page.locator("#ab-voter textarea").press_sequentially("Ana")
@@ -145,3 +147,4 @@ def test_side_by_side_streams_evaluate_vote_and_report(running_app, converted_ch
     assert vote["voter"] == "Ana" and vote["choice"] == vote["shown_a"]  # "A is better" = the model shown as A
     if os.environ.get("SEED_STUDIO_UPDATE_SCREENSHOTS"):
         shutil.copy(tmp_path / "compare.png", ROOT / "assets" / "screenshot-compare.png")
+        shutil.copy(tmp_path / "eval-file.png", ROOT / "assets" / "screenshot-eval-file.png")

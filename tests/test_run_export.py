@@ -220,17 +220,39 @@ def test_a_dora_adapter_is_refused_before_anything_is_written(ws: Workspace, tin
     assert "vLLM" not in result.manifest["commands"] and "llama.cpp" in result.manifest["commands"]
 
 
-def test_tiny_run_round_trip_and_an_interrupted_export(ws: Workspace, tiny_chat_model: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A trained-shape tiny run: f16 and q4_0 load back in transformers; the f16 one gives the merged model's
-    greedy tokens. Then a write that fails half-way (injected: a disk cannot be made to fill up here) leaves the
-    earlier files and a manifest naming only them."""
+def test_trained_tiny_run_round_trip_and_an_interrupted_export(ws: Workspace, tiny_chat_model: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny run trained by the real worker (all-linear LoRA, tokenizer saved beside the adapter): its f16 GGUF
+    gives the merged model's greedy tokens, q4_0 loads, its LoRA GGUF holds every adapted matrix (attention and
+    MLP). Then a write that fails half-way (injected: a disk cannot be made to fill up here) leaves the earlier
+    files and a manifest naming only them."""
+    import time
+
     import torch
+    from gguf import GGUFReader
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    run_id = _run(ws, tiny_chat_model, _adapter(tiny_chat_model, tmp_path / "a", targets=["q_proj", "k_proj"],
-                                                scale=1.0))
-    result = export_run(ws, run_id, ExportRequest(quants=["f16", "q4_0"]))
+    from studio.data.versions import FreezeConfig, freeze_version
+    from studio.train import runs
+    from studio.train.settings import TrainConfig
+    from tests.conftest import SHARED_SEEDS
+    from tests.factories import project_with_seeds
+
+    project_id = project_with_seeds(ws, SHARED_SEEDS)
+    version = freeze_version(ws, project_id, FreezeConfig(validation_fraction=0.05, test_fraction=0.05))
+    run = runs.create_run(ws, project_id, dataset_version_id=version.id, base_model_ref=str(tiny_chat_model),
+                          config=TrainConfig(max_steps=4, per_device_batch_size=2, max_seq_length=128,
+                                             eval_every_steps=4, save_every_steps=4, early_stopping_patience=0,
+                                             learning_rate=1e-3), device="cpu")
+    runs.start(ws, run.id)
+    deadline = time.monotonic() + 300
+    while (run := runs.get_run(ws, run.id)).status not in ("done", "failed", "stopped", "interrupted"):
+        assert time.monotonic() < deadline, "the tiny run did not finish in 5 minutes"
+        time.sleep(0.5)
+    assert run.status == "done", run.message
+    run_id = run.id
+
+    result = export_run(ws, run_id, ExportRequest(quants=["f16", "q4_0"], adapter=True))
     merged = result.folder.parent / "merged"
     reference = AutoModelForCausalLM.from_pretrained(str(merged), dtype=torch.float32)
     want = _greedy(reference, AutoTokenizer.from_pretrained(str(merged)))
@@ -238,6 +260,9 @@ def test_tiny_run_round_trip_and_an_interrupted_export(ws: Workspace, tiny_chat_
     assert _greedy(f16, tokenizer) == want
     q4, _ = _load_gguf(result.folder / f"run{run_id}-q4_0.gguf")
     assert q4.config.num_hidden_layers == 2
+    lora = {t.name for t in GGUFReader(str(result.folder / f"run{run_id}-lora-f32.gguf")).tensors}
+    kinds = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    assert lora == {f"blk.{i}.{k}.weight.lora_{ab}" for i in range(2) for k in kinds for ab in "ab"}
 
     from studio.export import gguf_model  # export_run imports the writer when it runs: patch it at the source
 
@@ -250,7 +275,8 @@ def test_tiny_run_round_trip_and_an_interrupted_export(ws: Workspace, tiny_chat_
         export_run(ws, run_id, ExportRequest(quants=["q8_0"]))
     names = sorted(p.name for p in result.folder.iterdir())
     assert f"run{run_id}-q8_0.gguf" not in names and not [n for n in names if n.endswith(".partial")]
-    assert sorted(list_export(ws, run_id)["files"]) == [f"run{run_id}-f16.gguf", f"run{run_id}-q4_0.gguf"]
+    assert sorted(list_export(ws, run_id)["files"]) == ["base-f16.gguf", f"run{run_id}-f16.gguf",
+                                                        f"run{run_id}-lora-f32.gguf", f"run{run_id}-q4_0.gguf"]
 
 
 def test_export_refuses_what_it_cannot_do(ws: Workspace, tiny_chat_model: Path, tmp_path: Path) -> None:
