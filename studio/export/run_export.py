@@ -384,10 +384,7 @@ def _write_vllm_adapter(run: Any, folder: Path) -> None:
 def _modelfile_text(ws: Workspace, run: Any, base_dir: Path, manifest: dict[str, Any], notes: list[str]) -> str:
     from studio.export.ollama import chat_format, modelfile
 
-    merged, adapter, base = _runnable(manifest["files"])
-    if not merged and not (adapter and base):
-        raise ExportError("An Ollama Modelfile needs a GGUF to point at: tick a merged GGUF type or the adapter "
-                          "as GGUF too.")
+    merged, adapter, base = _runnable(manifest["files"])  # ExportRequest.checked asked for one of them
     template = _chat_template(base_dir)
     decoding = decoding_defaults(ws, run, base_dir)
     note = (f"The Modelfile's sampling settings come from {decoding.source}: temperature {decoding.temperature:g}, "
