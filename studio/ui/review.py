@@ -670,7 +670,8 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         elif result.decision == "fail":
             note = (f"⚠️ Batch #{b.id} failed the gate and is discarded (kept for the record). A revised prompt is "
                     "drafted below.")
-            draft_updates = draft(b.id)
+            # The decision shows at once; the teacher's draft (a model call) follows in the next step.
+            draft_updates = [gr.update(visible=True), gr.update(value=""), texts.REV_REVISION_DRAFTING]
         return [*gate_updates(b, thr, mrev), gr.update(choices=batch_choices(ws, pid), value=b.id), *draft_updates,
                 note]
 
@@ -686,6 +687,12 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         except StudioError as exc:
             return [gr.update(visible=True), gr.update(value=""), f"⚠️ {_esc(exc)}"]
         return [gr.update(visible=True), gr.update(value=d.template), d.rationale]
+
+    def draft_if_discarded(pid, batch_id):
+        b = _batch(ws, pid, batch_id)
+        if b is None or b.status != "discarded":
+            return [gr.update(), gr.update(), gr.update()]
+        return draft(b.id)
 
     def on_redraft(pid, batch_id):
         b = _batch(ws, require_project(pid), batch_id)
@@ -777,9 +784,10 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
     threshold.release(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
     min_reviews.blur(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
     # Then the gate again, from the database: it lands after any refresh that was under way before the click.
-    gate_btn.click(on_gate_apply, [current, batch, *gate_inputs, cap, min_judge],
-                   [*gate_outputs, batch, revision_box, revision, revision_note, gate_note]).then(
-        gate_updates_for, [current, batch, *gate_inputs], gate_outputs, show_progress="hidden")
+    applied = gate_btn.click(on_gate_apply, [current, batch, *gate_inputs, cap, min_judge],
+                             [*gate_outputs, batch, revision_box, revision, revision_note, gate_note])
+    applied.then(gate_updates_for, [current, batch, *gate_inputs], gate_outputs, show_progress="hidden")
+    applied.success(draft_if_discarded, [current, batch], [revision_box, revision, revision_note])
     revision_redraft.click(on_redraft, [current, batch], [revision_box, revision, revision_note])
     revision_save.click(on_revision_save, [current, batch, revision], revision_note)
     more_btn.click(on_more, [current, batch, reviewer, *gate_inputs], [*card_outputs, *gate_outputs])

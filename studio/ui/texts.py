@@ -259,6 +259,7 @@ REV_REOPEN = "Reopen (undo the decision)"
 REV_REVISION = "Revised generation prompt (drafted from the reviewers' reasons; edit it, then save)"
 REV_REVISION_SAVE = "Save as a new prompt version"
 REV_REVISION_DRAFT = "Draft again"
+REV_REVISION_DRAFTING = "⏳ The teacher is drafting a revised prompt from your reviews…"
 
 DATASET_TAB = "Dataset"
 DS_INTRO = ("Freeze the rows you trust into a **dataset version**: it never changes afterwards, so every "
