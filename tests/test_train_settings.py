@@ -26,10 +26,11 @@ from studio.train.settings import (
 ROOT = Path(__file__).resolve().parents[1]
 
 CONTRACT_FIELDS = [
-    "method", "preset", "learning_rate", "num_epochs", "per_device_batch_size", "gradient_accumulation_steps",
+    "method", "preset", "objective", "learning_rate", "num_epochs", "per_device_batch_size",
+    "gradient_accumulation_steps",
     "max_seq_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "weight_decay", "warmup_ratio",
     "lr_scheduler", "eval_every_steps", "early_stopping_patience", "overfit_patience", "max_steps", "seed",
-    "packing", "save_every_steps", "merge_after",
+    "packing", "save_every_steps", "preference_beta", "start_from_run", "merge_after",
 ]  # fmt: skip
 
 SMOLLM2_135M = {

@@ -1,4 +1,4 @@
-"""`seed-studio dataset freeze|list|show|profile|export`: the Dataset tab's twin."""
+"""`seed-studio dataset freeze|pairs|list|show|profile|export`: the Dataset tab's twin."""
 
 from __future__ import annotations
 
@@ -31,12 +31,19 @@ def dataset_freeze(
     general_fraction: Annotated[float, typer.Option("--general-fraction", help="With --general: general rows "
                                                     "as a share of train.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed of the split.")] = 0,
+    preferences: Annotated[bool, typer.Option("--preferences", help="Also freeze preference pairs (kept vs "
+                                              "rejected in review, edits, A/B votes) for DPO / ORPO.")] = False,
+    machine_pairs: Annotated[bool, typer.Option("--machine-pairs", help="With --preferences: also pair answers by "
+                                                "judge score (marked as machine pairs).")] = False,
+    pairs_held_out: Annotated[float, typer.Option("--pairs-held-out", help="With --preferences: share of the "
+                                                  "prompts whose pairs are held out.")] = 0.2,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the split sizes; write nothing.")] = False,
     as_json: JsonOption = False,
     project: ProjectOption = None,
     home: HomeOption = None,
 ) -> None:
     """Freeze the seeds and the accepted synthetic rows into an immutable dataset version."""
+    from studio.data.preferences import PreferenceConfig
     from studio.data.versions import FreezeConfig, freeze_version, plan_version
 
     ws = open_workspace(home)
@@ -45,7 +52,9 @@ def dataset_freeze(
                        test_synthetic_fraction=test_synthetic, batch_ids=batch or None,
                        general_path=str(general) if general else None,
                        general_fraction=general_fraction if general else 0.0,
-                       rng_seed=seed)
+                       rng_seed=seed,
+                       preferences=PreferenceConfig(machine_pairs=machine_pairs, validation_fraction=pairs_held_out)
+                       if preferences else None)
     if dry_run:
         plan = plan_version(ws, p.id, cfg)
         if as_json:
@@ -70,6 +79,34 @@ def _print_counts(data: dict) -> None:
             typer.echo(f"  {split:<11} {by_origin}")
     for w in data.get("warnings", []):
         typer.echo(f"  ! {w}")
+    prefs = data.get("preferences") or data.get("stats", {}).get("preferences")
+    if prefs:
+        from studio.data.versions import preference_summary
+
+        typer.echo(preference_summary(prefs))
+
+
+@dataset_app.command("pairs")
+def dataset_pairs(
+    machine_pairs: Annotated[bool, typer.Option("--machine-pairs", help="Also pair answers by judge score.")] = False,
+    show: Annotated[int, typer.Option("--show", help="Print this many pairs.")] = 5,
+    as_json: JsonOption = False,
+    project: ProjectOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Preview the preference pairs the project's reviews, edits and A/B votes make (nothing is written)."""
+    from studio.data.preferences import PreferenceConfig, build_pairs
+
+    ws = open_workspace(home)
+    p = pick_project(ws, project)
+    preview = build_pairs(ws, p.id, PreferenceConfig(machine_pairs=machine_pairs))
+    if as_json:
+        print_json(preview.to_dict())
+        return
+    typer.echo(preview.summary())
+    for pair in preview.pairs[:max(0, show)]:
+        typer.echo(f"\n[{pair.source}] {pair.prompt[-1]['content'][:200]}\n  + {pair.chosen[:200]}\n"
+                   f"  - {pair.rejected[:200]}")
 
 
 @dataset_app.command("list")

@@ -239,6 +239,68 @@ def review_gate(
         print_json(result.to_dict())
         return
     typer.echo(result.message)
+    if min_judge:
+        from studio.review.calibration import calibrate, threshold_for
+
+        warning = calibrate(ws, batch, judge_threshold=threshold_for(min_judge)).judge_warning(min_judge)
+        if warning:
+            typer.echo(f"Warning: {warning}")
+
+
+def _estimate(e: Any, pct: bool = False) -> str:
+    if e is None or e.value is None:
+        return "—"
+    value = f"{e.value:.0%}" if pct else f"{e.value:.2f}"
+    if e.low is None or e.high is None:
+        return value
+    return f"{value} ({e.low:.0%}–{e.high:.0%})" if pct else f"{value} [{e.low:.2f}, {e.high:.2f}]"
+
+
+@review_app.command("calibration")
+def review_calibration(
+    batch_id: Annotated[int | None, typer.Argument(metavar="BATCH_ID", help="Batch id (see `batches list`).",
+                                                   show_default=False)] = None,
+    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Batch id, as the other review "
+                                              "commands take it.")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Judge score (1-5) below which the judge "
+                                                    "counts as rejecting a row (default 3).")] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence of the intervals.")] = 0.95,
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """How far the judge and the filters agree with the reviewers, and the reviewers with each other."""
+    from studio.errors import ReviewError
+    from studio.review.calibration import calibrate
+
+    if batch_id is not None and batch is not None and batch_id != batch:
+        raise ReviewError(f"Two different batches given ({batch_id} and --batch {batch}): give one.")
+    chosen = batch_id if batch_id is not None else batch
+    if chosen is None:
+        raise ReviewError("Say which batch: `seed-studio review calibration BATCH_ID` (see `batches list`).")
+    ws = open_workspace(home)
+    cal = calibrate(ws, chosen, judge_threshold=threshold, confidence=confidence)
+    if as_json:
+        print_json(cal.to_dict())
+        return
+    typer.echo(f"Batch #{chosen}: {cal.reviewed} reviewed rows, {cal.rejected} rejected.")
+    typer.echo(f"{'check':<34} {'rows':>5}  {'agree':<16} {'recall of reject':<16} {'precision':<16} kappa")
+    for check in [cal.judge, *cal.filters]:
+        typer.echo(f"{clip(check.title, 34):<34} {check.n:>5}  {_estimate(check.accuracy, True):<16} "
+                   f"{_estimate(check.recall, True):<16} {_estimate(check.precision, True):<16} "
+                   f"{_estimate(check.kappa)}")
+    if cal.judge.spearman is not None:
+        typer.echo(f"Judge score vs verdict: Spearman {_estimate(cal.judge.spearman)}, "
+                   f"Kendall tau-b {_estimate(cal.judge.kendall)}")
+    typer.echo(cal.judge_message)
+    r = cal.reviewers
+    if r.rows:
+        typer.echo(f"Reviewers: {r.rows} rows seen by two or more, all agree on {r.agreed}; Fleiss' kappa "
+                   f"{_estimate(r.fleiss)}, Krippendorff's alpha {_estimate(r.alpha)}")
+        for pair in r.pairs:
+            typer.echo(f"  {pair.reviewers[0] or '(no name)'} / {pair.reviewers[1] or '(no name)'}: {pair.n} rows, "
+                       f"agree {_estimate(pair.agreement, True)}, Cohen's kappa {_estimate(pair.kappa)}")
+    else:
+        typer.echo("Reviewers: no row has been reviewed by two people yet.")
 
 
 @review_app.command("revise")

@@ -74,6 +74,12 @@ def front_matter(version: DatasetVersion, project_name: str, *, file_format: str
     meta["configs"] = [{"config_name": "default",
                         "data_files": [{"split": s, "path": data_file_name(s, file_format)}
                                        for s in SPLITS if version.splits.get(s)]}]
+    pair_sizes = (version.stats.get("preferences") or {}).get("sizes") or {}
+    if any(pair_sizes.values()):
+        meta["configs"].append({"config_name": "preferences",
+                                "data_files": [{"split": s, "path": data_file_name(f"preferences-{s}", file_format)}
+                                               for s, n in pair_sizes.items() if n]})
+        meta["tags"].append("dpo")
     return meta
 
 
@@ -153,6 +159,34 @@ def profile_section(ws: Workspace, version: DatasetVersion) -> list[str]:
                   "that is close rewordings of a seed.", ""]
     else:
         lines += [f"**Novelty**: not measured ({_text(p.novelty.get('note') or 'no rows')}).", ""]
+    return lines
+
+
+def preference_section(prefs: dict[str, Any] | None) -> list[str]:
+    """## Preference pairs: how many, from what people did (or the judge), and what was left out."""
+    if not prefs:
+        return []
+    from studio.data.preferences import DROP_REASONS as PAIR_DROPS
+    from studio.data.preferences import SOURCE_TITLES
+
+    sizes = prefs.get("sizes", {})
+    lines = ["## Preference pairs", "",
+             f"{sizes.get('train', 0)} prompt / chosen / rejected pairs for preference training (DPO, ORPO) and "
+             f"{sizes.get('validation', 0)} held out to measure reward accuracy, over {prefs.get('prompts', 0)} "
+             "prompts (config `preferences`). Every pair records where it came from (`source`, `provenance`).", ""]
+    lines += _table(["source", "pairs"], [[SOURCE_TITLES.get(k, k), v] for k, v in prefs.get("by_source", {}).items()
+                                          if v])
+    lines.append("")
+    if prefs.get("machine"):
+        lines += [f"{prefs['machine']} pairs are machine pairs: the LLM judge's scores, not a person, chose the "
+                  "better answer (source `judge`).", ""]
+    else:
+        lines += ["Every pair reflects a person's choice: a review verdict, an edit or a blind A/B vote.", ""]
+    lines += ["No pair uses a prompt of the validation or test split, nor rows generated from their seeds.", ""]
+    dropped = prefs.get("dropped") or {}
+    if dropped:
+        lines += _table(["pairs left out because", "pairs"], [[PAIR_DROPS.get(k, k), v] for k, v in dropped.items()])
+        lines.append("")
     return lines
 
 
@@ -256,6 +290,8 @@ def _body(version: DatasetVersion, project_name: str, task: str, file_format: st
                   f"{general['used']} rows of general chat data from `{general['file']}` (sha256 "
                   f"`{general['sha256'][:16]}…`, {general['usable_rows']} usable rows) were mixed into train "
                   f"({_pct(general['fraction'])} of the train size), so the model keeps its general skills.", ""]
+
+    lines += preference_section(stats.get("preferences"))
 
     if stats.get("warnings"):
         lines += ["## Notes from freezing", ""] + [f"- {_text(w)}" for w in stats["warnings"]] + [""]

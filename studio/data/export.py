@@ -78,6 +78,29 @@ def version_records(ws: Workspace, version_id: int, style: str = "messages") -> 
     return out
 
 
+def preference_records(ws: Workspace, version_id: int) -> dict[str, list[dict[str, Any]]]:
+    """split -> the version's preference pairs as TRL reads them (prompt / chosen / rejected as chat messages),
+    with source and provenance (a JSON string: its keys differ by source, a column must keep one type)."""
+    from studio.data.preferences import PAIR_SPLITS, preference_pairs
+
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in PAIR_SPLITS}
+    for pair in preference_pairs(ws, version_id):
+        out[pair["split"]].append({"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"],
+                                   "source": pair["source"],
+                                   "provenance": json.dumps(pair["provenance"], ensure_ascii=False)})
+    return out
+
+
+def preferences_dataset_dict(ws: Workspace, version_id: int) -> DatasetDict | None:
+    """The version's preference pairs as a DatasetDict (the Hub's "preferences" config); None without pairs."""
+    from datasets import Dataset, DatasetDict
+
+    records = preference_records(ws, version_id)
+    if not any(records.values()):
+        return None
+    return DatasetDict({s: Dataset.from_list(rows) for s, rows in records.items() if rows})
+
+
 def to_dataset_dict(ws: Workspace, version_id: int, style: str = "messages") -> DatasetDict:
     """The version as a datasets.DatasetDict (splits with rows only), ready for push_to_hub."""
     from datasets import Dataset, DatasetDict
@@ -102,6 +125,7 @@ def export_version(ws: Workspace, version_id: int, *, file_format: str = "parque
     version = get_version_by_id(ws, version_id)
     folder = export_folder(ws, version, style, file_format, out_dir)
     records = version_records(ws, version_id, style)
+    pairs = preference_records(ws, version_id)
     card = dataset_card(ws, version_id, file_format=file_format, style=style)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -111,11 +135,14 @@ def export_version(ws: Workspace, version_id: int, *, file_format: str = "parque
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
         _write(tmp, records, card, file_format)
+        _write_pairs(tmp, pairs, file_format)
         _move_into_place(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = {s: folder / data_file_name(s, file_format) for s in SPLITS if records[s]}
+    files.update({f"preferences-{s}": folder / data_file_name(f"preferences-{s}", file_format)
+                  for s, rows in pairs.items() if rows})
     return ExportResult(folder, files, folder / "README.md", {s: len(records[s]) for s in SPLITS})
 
 
@@ -133,6 +160,22 @@ def _write(tmp: Path, records: dict[str, list[dict[str, Any]]], card: str, file_
         else:
             Dataset.from_list(rows).to_json(path, lines=True, force_ascii=False)
     (tmp / "README.md").write_text(card, encoding="utf-8")
+
+
+def _write_pairs(tmp: Path, pairs: dict[str, list[dict[str, Any]]], file_format: str) -> None:
+    from datasets import Dataset
+
+    for split, rows in pairs.items():
+        if not rows:
+            continue
+        path = str(tmp / data_file_name(f"preferences-{split}", file_format))
+        if file_format == "parquet":
+            Dataset.from_list(rows).to_parquet(path)
+        elif file_format == "csv":  # a spreadsheet cell holds text: the message lists go in as JSON
+            _write_csv(path, [{k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                               for k, v in row.items()} for row in rows])
+        else:
+            Dataset.from_list(rows).to_json(path, lines=True, force_ascii=False)
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

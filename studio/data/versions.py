@@ -48,6 +48,16 @@ from typing import Any
 from studio.data.chat import to_messages
 from studio.data.formats import FORMATS, SeedFormat, content_key
 from studio.data.importer import build_preview
+from studio.data.preferences import (
+    PreferenceConfig,
+    PreferencePair,
+    collect_pairs,
+    pair_stats,
+    prompt_key,
+    split_answer,
+    split_pairs,
+    write_pairs,
+)
 from studio.data.readers import read_table
 from studio.errors import DatasetVersionError, InputFileError
 from studio.workspace.store import Workspace, utc_now
@@ -97,6 +107,8 @@ class FreezeConfig:
     """A Hub license id (apache-2.0, cc-by-4.0, ...) for the dataset card; empty: 'other'."""
     language: str = ""
     """ISO language code for the dataset card (en, de, ...); empty: not stated."""
+    preferences: PreferenceConfig | None = None
+    """Also freeze preference pairs (studio.data.preferences) for DPO / ORPO; None: no pairs."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +116,10 @@ class FreezeConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> FreezeConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+        values = {k: v for k, v in (data or {}).items() if k in names}
+        if isinstance(values.get("preferences"), dict):
+            values["preferences"] = PreferenceConfig.from_dict(values["preferences"])
+        return cls(**values)
 
     def check(self) -> None:
         """Raise DatasetVersionError saying what is wrong and what to do; nothing is read or written."""
@@ -143,6 +158,10 @@ class FreezeConfig:
         if self.license and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]{0,63}", self.license):
             raise DatasetVersionError(f"'{self.license}' is not a license id; use a Hub license id in lower case, "
                                       "like apache-2.0, mit or cc-by-4.0, or leave it empty.")
+        if self.preferences is not None:
+            if not isinstance(self.preferences, PreferenceConfig):
+                raise DatasetVersionError("preferences must be a PreferenceConfig (or left out for no pairs).")
+            self.preferences.check()
         if self.language and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", self.language):
             raise DatasetVersionError(f"'{self.language}' is not a language code; use one like en, de or pt-BR, "
                                       "or leave it empty.")
@@ -213,6 +232,8 @@ class VersionPlan:
     warnings: list[str]
     batches: list[dict[str, Any]] = field(default_factory=list)
     general: dict[str, Any] | None = None
+    preferences: dict[str, Any] | None = None
+    """pair_stats of the preference pairs (None when the config asks for none)."""
 
     @property
     def total(self) -> int:
@@ -243,6 +264,8 @@ class VersionPlan:
         for reason, n in self.dropped.items():
             if n:
                 lines.append(f"  dropped {n} synthetic rows: {DROP_REASONS[reason]}")
+        if self.preferences is not None:
+            lines.append(preference_summary(self.preferences))
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -280,6 +303,8 @@ def freeze_version(ws: Workspace, project_id: int, cfg: FreezeConfig | None = No
             [(version_id, split, pos, item.origin, item.source_id, str(item.format),
               json.dumps(item.data, ensure_ascii=False))
              for split in SPLITS for pos, item in enumerate(built.rows[split])])
+        if built.pairs:
+            write_pairs(conn, version_id, built.pairs)
     return get_version_by_id(ws, version_id)
 
 
@@ -335,6 +360,20 @@ def version_rows(ws: Workspace, version_id: int, split: str | None = None) -> li
                        SeedFormat(r["format"]), json.loads(r["data"])) for r in rows]
 
 
+def preference_summary(stats: dict[str, Any]) -> str:
+    """One plain line (plus reasons) about a version's preference pairs, from pair_stats."""
+    from studio.data.preferences import DROP_REASONS as PAIR_DROPS
+    from studio.data.preferences import SOURCE_TITLES
+
+    sizes = stats.get("sizes", {})
+    sources = ", ".join(f"{n} {SOURCE_TITLES[s]}" for s, n in stats.get("by_source", {}).items() if n)
+    line = (f"  preference pairs: {sizes.get('train', 0)} train, {sizes.get('validation', 0)} held out"
+            + (f" ({sources})" if sources else ""))
+    for reason, n in stats.get("dropped", {}).items():
+        line += f"\n  left out {n} pairs: {PAIR_DROPS[reason]}"
+    return line
+
+
 def public_text(text: str) -> str:
     """Text with credentials removed: user:password@ in URLs, query strings, and token-like strings."""
     text = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@", r"\1", str(text))
@@ -383,6 +422,7 @@ class _Built:
     plan: VersionPlan
     rows: dict[str, list[_Item]]
     stats: dict[str, Any]
+    pairs: dict[str, list[PreferencePair]] = field(default_factory=dict)
 
 
 def _rng(cfg: FreezeConfig, purpose: str) -> random.Random:
@@ -458,7 +498,7 @@ def _split_seeds(seeds: list[_Item], cfg: FreezeConfig, family: str) -> dict[str
     return {"train": train, "validation": val, "test": test}
 
 
-def _lineage(conn: sqlite3.Connection, candidate_id: int, seed_ids: list[int], meta: dict[str, Any],
+def lineage(conn: sqlite3.Connection, candidate_id: int, seed_ids: list[int], meta: dict[str, Any],
              memo: dict[int, frozenset[int]]) -> frozenset[int]:
     """Seed ids a candidate derives from: its own, plus those of the synthetic examples its prompt showed."""
     if candidate_id in memo:
@@ -468,7 +508,7 @@ def _lineage(conn: sqlite3.Connection, candidate_id: int, seed_ids: list[int], m
     for ex in meta.get("example_candidate_ids") or []:
         r = conn.execute("SELECT seed_ids, meta FROM candidate WHERE id = ?", (ex,)).fetchone()
         if r is not None:
-            out |= _lineage(conn, int(ex), json.loads(r["seed_ids"] or "[]"), json.loads(r["meta"] or "{}"), memo)
+            out |= lineage(conn, int(ex), json.loads(r["seed_ids"] or "[]"), json.loads(r["meta"] or "{}"), memo)
     memo[candidate_id] = frozenset(out)
     return memo[candidate_id]
 
@@ -512,7 +552,7 @@ def _synthetic_rows(conn: sqlite3.Connection, project_id: int, cfg: FreezeConfig
             data = json.loads(data_text)
         except (TypeError, ValueError):
             data = None
-        sources = _lineage(conn, cid, json.loads(seed_ids or "[]"), json.loads(meta or "{}"), memo)
+        sources = lineage(conn, cid, json.loads(seed_ids or "[]"), json.loads(meta or "{}"), memo)
         items[cid] = _Item("synthetic", cid, SeedFormat(fmt), data, batch_id, sources)  # type: ignore[arg-type]
         return True
 
@@ -669,7 +709,29 @@ def _build(conn: sqlite3.Connection, project_id: int, cfg: FreezeConfig, general
     moved_ids = {x.source_id for x in test_synthetic} - {x.source_id for x in test_only}
     stats["test_synthetic"] = {"from_test_seeds": len(test_synthetic) - len(moved_ids),
                                "from_train_seeds": len(moved_ids)}
-    return _Built(plan, rows, stats)
+    pairs: dict[str, list[PreferencePair]] = {}
+    if cfg.preferences is not None:
+        pairs, pair_drops = _preference_pairs(conn, project_id, cfg, rows)
+        plan.preferences = stats["preferences"] = pair_stats(pairs, pair_drops, cfg.preferences)
+    return _Built(plan, rows, stats, pairs)
+
+
+def _preference_pairs(conn: sqlite3.Connection, project_id: int, cfg: FreezeConfig,
+                      rows: dict[str, list[_Item]]) -> tuple[dict[str, list[PreferencePair]], dict[str, int]]:
+    """The pairs of this version: none whose seeds or prompt are in validation or test (see preferences.py)."""
+    assert cfg.preferences is not None
+    held_seeds: set[int] = set()
+    held_prompts: set[str] = set()
+    for split in ("validation", "test"):
+        for x in rows[split]:
+            if x.origin == "seed":  # (a synthetic test row may come from train seeds: its prompt is held out)
+                held_seeds.add(x.source_id)
+            answer = split_answer(x.format, x.data) if isinstance(x.data, dict) else None
+            if answer is not None:
+                held_prompts.add(prompt_key(answer[0]))
+    preview = collect_pairs(conn, project_id, cfg.preferences, cfg.batch_ids)
+    return split_pairs(preview, cfg.preferences, held_out_seeds=held_seeds, held_out_prompts=held_prompts,
+                       rng_seed=cfg.rng_seed)
 
 
 def _resolve_name(cfg: FreezeConfig, existing: list[str]) -> str:

@@ -208,6 +208,15 @@ def push_dataset(ws: Workspace, version_id: int, repo_id: str, *, token: str | N
         with_retries(lambda: dataset.push_to_hub(repo, private=private, token=token,
                                                  commit_message=f"Seed Studio: dataset version {version.name}"),
                      ctx)
+    from studio.data.export import preferences_dataset_dict
+
+    pairs = preferences_dataset_dict(ws, version_id)
+    if pairs is not None:
+        report(0.7, "Uploading the preference pairs")
+        with _datasets_endpoint(endpoint):
+            with_retries(lambda: pairs.push_to_hub(repo, config_name="preferences", private=private, token=token,
+                                                   commit_message=f"Seed Studio: preference pairs of version "
+                                                   f"{version.name}"), ctx)
     report(0.8, "Writing the dataset card")
 
     def write_card() -> Any:

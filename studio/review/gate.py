@@ -18,8 +18,10 @@ The decision rule, in order:
    threshold (at most the rows left to review). When every reviewable row has been reviewed, no more
    evidence can come: the rate itself decides, and a rate above the threshold fails.
 
-Applying a decision records it (with the per-tag counts and both configurations) in `gate_decision`:
-fail marks the batch 'discarded' (its rows stay, for the audit trail and the prompt revision); pass
+Applying a decision records it (with the per-tag counts, both configurations and how far the judge and
+the filters agree with the reviewers, calibration.py) in `gate_decision`; when rows are selected by judge
+score and the judge is too far from the reviewers, the details say so (`judge_warning`). As for
+the batch: fail marks it 'discarded' (its rows stay, for the audit trail and the prompt revision); pass
 stores the selected rows in `selection` and marks the batch 'selected', in the same transaction;
 inconclusive records only the decision. `reopen_batch` undoes a pass or a fail.
 """
@@ -226,6 +228,16 @@ def apply_gate(ws: Workspace, batch_id: int, config: GateConfig | None = None,
         details: dict[str, Any] = {"tag_counts": result.tag_counts, "config": config.to_dict(),
                                    "selection": selection.to_dict(), "previous_status": status,
                                    "more_reviews_needed": result.more_reviews_needed, "message": result.message}
+        # How far the judge and the filters agree with the reviewers, as of this decision (calibration.py
+        # builds on this module's Wilson interval, hence the import here).
+        from studio.review.calibration import calibrate_in, threshold_for
+
+        calibration = calibrate_in(conn, batch_id, judge_threshold=threshold_for(selection.min_judge_score),
+                                   confidence=config.confidence)
+        details["calibration"] = calibration.summary()
+        warning = calibration.judge_warning(selection.min_judge_score)
+        if warning:
+            details["judge_warning"] = warning
         now = utc_now()
         if result.decision == "pass":
             rows = select_in(conn, batch_id, selection)

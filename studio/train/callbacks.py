@@ -4,7 +4,8 @@
 a resumed run logs the steps after its checkpoint again) and the run row's step / max_steps / heartbeat_at /
 message. Metric names (split in brackets): loss [train], loss [validation] (the eval loss), learning_rate,
 tokens_per_second (real, non-padding tokens per second of training compute, evaluation excluded),
-memory_bytes (peak: RSS high-water mark on CPU, torch.cuda.max_memory_allocated on GPU), epoch.
+memory_bytes (peak: RSS high-water mark on CPU, torch.cuda.max_memory_allocated on GPU), epoch; for preference
+runs also reward_accuracy, reward_margin, reward_chosen, reward_rejected [train and validation].
 
 Stop: at the end of each step it reads run.status (at most once per second) and a process-wide stop event
 (set by the worker's SIGTERM handler); either asks the Trainer to save a checkpoint now and end.
@@ -33,6 +34,16 @@ OVERFIT_MESSAGE = (
     "Validation loss has risen for {n} evaluations while training loss fell: the model is starting "
     "to memorise. Stop now, or let early stopping end it."
 )
+
+
+REWARD_METRICS = {
+    "rewards/accuracies": "reward_accuracy",
+    "rewards/margins": "reward_margin",
+    "rewards/chosen": "reward_chosen",
+    "rewards/rejected": "reward_rejected",
+}
+"""What TRL's DPO and ORPO trainers log -> the run_metric names (share of pairs whose chosen answer gets the higher
+implicit reward; mean reward gap; mean rewards of the chosen and the rejected answers)."""
 
 
 def peak_memory_bytes(device: str) -> int:
@@ -196,6 +207,11 @@ class StudioCallback:
             rate = self._tokens_per_second(logs.get("num_tokens"))
             if rate is not None:
                 points.append(("train", "tokens_per_second", rate))
+        for key, name in REWARD_METRICS.items():  # preference runs (DPO, ORPO)
+            if key in logs:
+                points.append(("train", name, float(logs[key])))
+            if f"eval_{key}" in logs:
+                points.append(("validation", name, float(logs[f"eval_{key}"])))
         if "eval_loss" in logs:
             loss = float(logs["eval_loss"])
             self._last_eval_loss = loss

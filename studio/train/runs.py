@@ -113,6 +113,9 @@ class Run:
     best_validation_loss: float | None = None
     overfitting: bool = False
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False, compare=False)
+    rewards: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False, compare=False)
+    """Preference runs: "reward_accuracy" / "reward_margin" -> {"train" | "validation": [(step, value)]} flattened
+    as "reward_accuracy:validation" keys; empty for runs that learn from examples."""
 
     @property
     def title(self) -> str:
@@ -172,6 +175,7 @@ class Run:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["curves"] = {k: [list(p) for p in v] for k, v in self.curves.items()}
+        data["rewards"] = {k: [list(p) for p in v] for k, v in self.rewards.items()}
         data.update(
             title=self.title,
             eta_seconds=self.eta_seconds,
@@ -214,6 +218,15 @@ def create_run(
     info = _check_model(ws, base_model_ref)
     config.check()
     _check_method(ws, config.method, info)
+    train_rows = version.splits.get("train", 0)
+    if config.learns_preferences:
+        train_rows = _check_pairs(version, config)
+        from studio.train.preference import parent_adapter
+
+        parent_adapter(ws, project_id, config, info.ref)
+    elif config.start_from_run:
+        raise TrainError("'Start from run' continues an adapter with preference pairs (DPO or ORPO); for learning "
+                         "from examples set it to 0 and start from the base model.")
     # GPU numbers are checked against nvidia-smi's list where there is one (without it they cannot be told).
     entries = devices.parse(device, devices.visible_gpus() or None)
     if entries[0] == "cpu" and space_without_gpu(ws):
@@ -229,8 +242,11 @@ def create_run(
         "project": {"id": project.id, "name": project.name},
         "dataset_version": {"id": version.id, "name": version.name, "splits": version.splits},
         "base_model": {"ref": info.ref, "kind": info.kind, "title": info.title},
-        "launch": _launch_plan(ws, info.ref, config, entries, version.splits.get("train", 0)),
+        "launch": _launch_plan(ws, info.ref, config, entries, train_rows),
     }
+    if config.learns_preferences:
+        provenance["objective"] = {"name": config.objective, "pairs": version.stats.get("preferences", {}),
+                                   "start_from_run": config.start_from_run or None}
     now = utc_now()
     with ws.write() as conn:
         run_id = int(
@@ -247,7 +263,7 @@ def create_run(
                     clean_name,
                     device,
                     "Queued.",
-                    config.total_steps(version.splits.get("train", 0), len(entries)),
+                    config.total_steps(train_rows, len(entries)),
                     json.dumps(provenance),
                     now,
                     now,
@@ -306,6 +322,21 @@ def _check_version(ws: Workspace, project_id: int, version_id: int) -> Any:
             "share)."
         )
     return version
+
+
+def _check_pairs(version: Any, config: TrainConfig) -> int:
+    """The train pairs of a version a preference run needs (TrainError when there are too few)."""
+    from studio.train.preference import MIN_TRAIN_PAIRS
+
+    pairs = (version.stats.get("preferences") or {}).get("sizes", {}).get("train", 0)
+    if pairs < MIN_TRAIN_PAIRS:
+        have = "no preference pairs" if not version.stats.get("preferences") else f"{pairs} preference pairs"
+        raise TrainError(
+            f"Dataset version {version.name} has {have} to train on; {config.objective.upper()} needs at least "
+            f"{MIN_TRAIN_PAIRS}. Freeze a version with 'Add preference pairs' on, after reviewing rows (kept and "
+            "rejected answers to the same prompt) or voting in Compare's blind A/B test."
+        )
+    return int(pairs)
 
 
 def _check_model(ws: Workspace, ref: str) -> Any:
@@ -516,7 +547,18 @@ def _run(conn: sqlite3.Connection, r: sqlite3.Row) -> Run:
         best_validation_loss=min(validation) if validation else None,
         overfitting=detect_overfitting(cur["train"], cur["validation"], patience),
         curves=cur,
+        rewards=_rewards(conn, run_id),
     )
+
+
+def _rewards(conn: sqlite3.Connection, run_id: int) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for r in conn.execute(
+        "SELECT step, split, name, value FROM run_metric WHERE run_id = ? AND name IN ('reward_accuracy', "
+        "'reward_margin') ORDER BY step", (run_id,)
+    ):
+        out.setdefault(f"{r['name']}:{r['split']}", []).append((int(r["step"]), float(r["value"])))
+    return out
 
 
 def _seconds_per_step(conn: sqlite3.Connection, run_id: int, started_at: str) -> float | None:

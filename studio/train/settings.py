@@ -25,6 +25,11 @@ Scheduler = Literal["cosine", "linear", "constant"]
 SettingKind = Literal["choice", "float", "int", "bool", "modules"]
 
 METHODS: tuple[str, ...] = ("qlora", "lora", "full")
+OBJECTIVES: tuple[str, ...] = ("sft", "dpo", "orpo")
+PREFERENCE_OBJECTIVES: tuple[str, ...] = ("dpo", "orpo")
+PREFERENCE_LR_FACTOR = 0.25
+"""Learning from preferences wants a smaller step than from examples (TRL's DPO examples use 5e-6 for full
+models and about 5e-5 for LoRA): presets scale their rate by this for dpo and orpo."""
 SCHEDULERS: tuple[str, ...] = ("cosine", "linear", "constant")
 ALL_LINEAR = "all-linear"
 """target_modules value meaning every linear layer except the output head (what PEFT understands)."""
@@ -133,6 +138,21 @@ class TrainConfig:
         kind="choice",
         group="Basics",
         choices=tuple(PRESETS),
+    )
+    objective: str = _setting(
+        "sft",
+        title="Learn from",
+        help=(
+            "What the model learns from. Examples (SFT): it learns to write answers like the dataset's rows. "
+            "Preferences (DPO): from pairs of a better and a worse answer to the same prompt (what reviewers "
+            "kept vs rejected, edits, A/B votes), it learns to prefer the better kind; best started from a run "
+            "that already learned from the examples. ORPO does both in one go, from the pairs alone. The "
+            "preference methods need a dataset version frozen with preference pairs."
+        ),
+        cli="--objective",
+        kind="choice",
+        group="Basics",
+        choices=OBJECTIVES,
     )
     learning_rate: float = _setting(
         2e-4,
@@ -415,6 +435,37 @@ class TrainConfig:
         maximum=1_000_000,
         step=1,
     )
+    preference_beta: float = _setting(
+        0.1,
+        title="Preference strength (beta)",
+        help=(
+            "DPO: how far the model may move away from where it started; higher keeps it closer (0.1 is "
+            "usual). ORPO: how much the preference counts next to learning the chosen answers (0.1 is usual). "
+            "Only used when learning from preferences."
+        ),
+        cli="--beta",
+        kind="float",
+        group="Preferences",
+        advanced=True,
+        minimum=0.01,
+        maximum=2.0,
+        step=0.01,
+    )
+    start_from_run: int = _setting(
+        0,
+        title="Start from run",
+        help=(
+            "0 starts from the base model. The number of a finished LoRA or QLoRA run of this project "
+            "continues from its adapter: the usual way to learn from preferences after learning from examples. "
+            "The new run's adapter then holds both and works on the same base model."
+        ),
+        cli="--start-from-run",
+        kind="int",
+        group="Preferences",
+        minimum=0,
+        maximum=1_000_000_000,
+        step=1,
+    )
     merge_after: bool = _setting(
         False,
         title="Merge the adapter when done",
@@ -443,6 +494,10 @@ class TrainConfig:
     def checkpoint_steps(self) -> int:
         """Steps between checkpoints: `save_every_steps`, or every check when it is 0."""
         return self.save_every_steps or self.eval_every_steps
+
+    @property
+    def learns_preferences(self) -> bool:
+        return self.objective in PREFERENCE_OBJECTIVES
 
     @property
     def uses_lora(self) -> bool:
@@ -503,6 +558,8 @@ class TrainConfig:
         changes: dict[str, Any] = dict(PRESETS[key].overrides)
         if self.method == "full" and "learning_rate" in changes:
             changes["learning_rate"] = changes["learning_rate"] * FULL_FINE_TUNE_LR_FACTOR
+        if self.learns_preferences and "learning_rate" in changes:
+            changes["learning_rate"] = changes["learning_rate"] * PREFERENCE_LR_FACTOR
         changes["preset"] = key
         return self.replace(**changes)
 
@@ -527,6 +584,9 @@ class TrainConfig:
                 out.append(message)
         if out:
             return out
+        if self.start_from_run and not self.uses_lora:
+            out.append("Starting from an earlier run continues its LoRA adapter, so the method must be LoRA or "
+                       "QLoRA; set 'Start from run' to 0 for full fine-tuning.")
         if self.early_stopping_patience > 0 and self.save_every_steps and self.save_every_steps % self.eval_every_steps:
             out.append(
                 f"With early stopping on, checkpoints must be saved at checks: 'Save a checkpoint every' "

@@ -522,20 +522,36 @@ def run(ws: Workspace, run_id: int, *, foreground: bool = False, keep_model: boo
             config = config.replace(method=claimed.method)
         record["config"] = config.to_dict()
         model_dir = local_model_path(claimed.base_model_ref, ws.models_dir)
-        train_convs, eval_convs = train_data.load_splits(ws, claimed.dataset_version_id)
         callback = StudioCallback(
             ws, run_id, overfit_patience=config.overfit_patience, device=device, stop_event=_stop_event, writes=is_main
         )
-        setup = build_trainer(
-            model_dir,
-            config,
-            train_convs,
-            eval_convs,
-            output_dir,
-            device=device,
-            callbacks=[callback],
-            foreground=foreground,
-        )
+        if config.learns_preferences:
+            from studio.train import preference
+
+            train_pairs, eval_pairs = preference.load_pairs(ws, claimed.dataset_version_id)
+            setup = preference.build_preference_trainer(
+                model_dir,
+                config,
+                train_pairs,
+                eval_pairs,
+                output_dir,
+                device=device,
+                callbacks=[callback],
+                foreground=foreground,
+                start_adapter=preference.parent_adapter(ws, claimed.project_id, config, claimed.base_model_ref),
+            )
+        else:
+            train_convs, eval_convs = train_data.load_splits(ws, claimed.dataset_version_id)
+            setup = build_trainer(
+                model_dir,
+                config,
+                train_convs,
+                eval_convs,
+                output_dir,
+                device=device,
+                callbacks=[callback],
+                foreground=foreground,
+            )
         record.update(_provenance(ws, claimed, model_dir, setup))
         if is_main:
             with ws.write() as conn:
@@ -601,17 +617,25 @@ def _wrap_up(
     step, max_steps = int(state.global_step), int(state.max_steps)
     stopped = callback.stop_requested and step < max_steps  # a stop at the last step changes nothing
     early = not stopped and step < max_steps and setup.eval_rows > 0 and config.early_stopping_patience > 0
-    adapter_dir = output_dir / ADAPTER
-    trainer.save_model(str(adapter_dir))  # rank 0 writes (Trainer.should_save); every rank takes part
-    if is_main:
-        setup.tokenizer.save_pretrained(str(adapter_dir))
     final: dict[str, float] = {}
     train_losses = [h["loss"] for h in state.log_history if "loss" in h]
     if train_losses:
         final["train_loss"] = float(train_losses[-1])
     if setup.eval_rows:
         callback.recording = False  # the final evaluation must not overwrite a point of the curve
-        final["eval_loss"] = float(trainer.evaluate()["eval_loss"])
+        evaluation = trainer.evaluate()
+        final["eval_loss"] = float(evaluation["eval_loss"])
+        if "eval_rewards/accuracies" in evaluation:  # preference runs: held-out pairs ranked right
+            final["eval_reward_accuracy"] = float(evaluation["eval_rewards/accuracies"])
+            final["eval_reward_margin"] = float(evaluation["eval_rewards/margins"])
+    adapter_dir = output_dir / ADAPTER
+    if config.learns_preferences:
+        from studio.train.preference import drop_reference_adapter
+
+        drop_reference_adapter(trainer.model)  # after the last evaluation, which still needed it
+    trainer.save_model(str(adapter_dir))  # rank 0 writes (Trainer.should_save); every rank takes part
+    if is_main:
+        setup.tokenizer.save_pretrained(str(adapter_dir))
     best_checkpoint = state.best_model_checkpoint or ""
     best_metric = float(state.best_metric) if state.best_metric is not None else None
     best_step = _step_of(best_checkpoint)
@@ -636,6 +660,9 @@ def _wrap_up(
             message += f" Best validation loss {best_metric:.3f} at step {best_step}; that model was kept."
         elif "eval_loss" in final:
             message += f" Final validation loss {final['eval_loss']:.3f}."
+    if "eval_reward_accuracy" in final:
+        message += (f" On {setup.eval_rows} held-out pairs it prefers the chosen answer "
+                    f"{final['eval_reward_accuracy']:.0%} of the time.")
     if callback.watch.fired_at:
         message += (
             f" The overfitting alarm went off at step {callback.watch.fired_at[0]} (validation loss rose "

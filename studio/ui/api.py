@@ -162,6 +162,13 @@ def register(ws: Workspace) -> None:
         cfg = GateConfig(threshold=float(threshold))
         return (apply_gate(ws, int(batch_id), cfg) if apply else evaluate_gate(ws, int(batch_id), cfg)).to_dict()
 
+    def api_review_calibration(batch_id: int, judge_threshold: float = 0.0) -> dict:
+        """How far the judge and the filters agree with the reviewers (and the reviewers with each other);
+        judge_threshold 0 = the default cut, 3."""
+        from studio.review.calibration import calibrate, threshold_for
+
+        return calibrate(ws, int(batch_id), judge_threshold=threshold_for(float(judge_threshold))).to_dict()
+
     def api_freeze_dataset(project_id: int, config: dict | None = None) -> dict:
         """Freeze a dataset version (FreezeConfig fields in `config`)."""
         from studio.data.versions import FreezeConfig, freeze_version
@@ -249,6 +256,7 @@ def register(ws: Workspace) -> None:
     gr.api(guarded(api_review_sample), api_name="review_sample")
     gr.api(guarded(api_record_verdict), api_name="record_verdict")
     gr.api(guarded(api_gate), api_name="gate")
+    gr.api(guarded(api_review_calibration), api_name="review_calibration")
     gr.api(guarded(api_freeze_dataset), api_name="freeze_dataset")
     gr.api(guarded(api_list_dataset_versions), api_name="list_dataset_versions")
     gr.api(api_start_generation, api_name="start_generation")

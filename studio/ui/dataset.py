@@ -13,7 +13,9 @@ from studio.ui.review import diversity_md, hist_html, map_html
 from studio.ui.tab import TabHandle, fail, require_project
 from studio.workspace import Workspace
 
-VERSION_COLUMNS = ["id", "name", "train", "validation", "test", "synthetic share of train", "created"]
+VERSION_COLUMNS = ["id", "name", "train", "validation", "test", "synthetic share of train", "preference pairs",
+                   "created"]
+PAIR_COLUMNS = ["prompt", "chosen (better)", "rejected", "from"]
 
 
 def counts_md(data: dict[str, Any]) -> str:
@@ -29,7 +31,20 @@ def counts_md(data: dict[str, Any]) -> str:
     notes = [f"- left out: {n} rows — {DROP_REASONS.get(reason, reason)}"
              for reason, n in (data.get("dropped") or {}).items() if n]
     notes += [f"- ⚠️ {w}" for w in data.get("warnings") or []]
+    prefs = data.get("preferences") or (data.get("stats") or {}).get("preferences")
+    if prefs:
+        from studio.data.versions import preference_summary
+
+        notes += ["- " + line.strip() for line in preference_summary(prefs).splitlines()]
     return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def pairs_frame(preview: Any, limit: int = 50) -> pd.DataFrame:
+    """The first pairs of a preview, one row each, for people to read before freezing."""
+    from studio.data.preferences import SOURCE_TITLES
+
+    rows = [[p.prompt[-1]["content"], p.chosen, p.rejected, SOURCE_TITLES[p.source]] for p in preview.pairs[:limit]]
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def versions_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
@@ -41,8 +56,10 @@ def versions_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
             d = v.to_dict()
             sizes = d.get("sizes") or {}
             share = (d.get("stats") or {}).get("train_synthetic_share")
+            pairs = ((d.get("stats") or {}).get("preferences") or {}).get("sizes")
             rows.append([v.id, v.name, sizes.get("train", 0), sizes.get("validation", 0), sizes.get("test", 0),
-                         "—" if share is None else f"{share:.0%}", v.created_at.replace("T", " ")[:16]])
+                         "—" if share is None else f"{share:.0%}", "—" if pairs is None else sum(pairs.values()),
+                         v.created_at.replace("T", " ")[:16]])
     return pd.DataFrame(rows, columns=VERSION_COLUMNS)
 
 
@@ -71,6 +88,19 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 general = gr.File(label=texts.DS_GENERAL, file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"],
                                   elem_id="ds-general")
                 general_fraction = gr.Slider(0.0, 0.5, value=0.1, step=0.05, label=texts.DS_GENERAL_FRACTION)
+            with gr.Accordion(texts.DS_PAIRS, open=False, elem_id="ds-pairs-box"):
+                gr.Markdown(texts.DS_PAIRS_HELP)
+                with gr.Row():
+                    pairs_on = gr.Checkbox(False, label=texts.DS_PAIRS_ON, elem_id="ds-pairs-on")
+                    machine = gr.Checkbox(False, label=texts.DS_PAIRS_MACHINE, info=texts.DS_PAIRS_MACHINE_HELP,
+                                          elem_id="ds-pairs-machine")
+                pairs_held = gr.Slider(0.0, 0.5, value=0.2, step=0.05, label=texts.DS_PAIRS_HELD,
+                                       info=texts.DS_PAIRS_HELD_HELP, elem_id="ds-pairs-held")
+                pairs_btn = gr.Button(texts.DS_PAIRS_BUILD, size="sm", elem_id="ds-pairs-build")
+                pairs_out = gr.Markdown("", elem_id="ds-pairs-out")
+                pairs_table = gr.Dataframe(pd.DataFrame(columns=PAIR_COLUMNS), interactive=False, wrap=True,
+                                           max_height=320, visible=False, elem_id="ds-pairs-table",
+                                           column_widths=["24%", "33%", "30%", "13%"])
             seed = gr.Number(0, label=texts.DS_SEED, precision=0)
             with gr.Row():
                 plan_btn = gr.Button(texts.DS_PLAN, elem_id="ds-plan")
@@ -98,8 +128,14 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             export_btn = gr.Button(texts.DS_EXPORT_RUN, variant="primary", elem_id="ds-export")
             files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="ds-files")
 
+    def preference_config(machine_value: bool, held: float) -> Any:
+        from studio.data.preferences import PreferenceConfig
+
+        return PreferenceConfig(machine_pairs=bool(machine_value), validation_fraction=float(held))
+
     def config(name_value: str, val: float, tst: float, cap_value: float, tsyn: float, general_file: Any,
-               gfrac: float, seed_value: Any) -> Any:
+               gfrac: float, seed_value: Any, pairs_value: bool = False, machine_value: bool = False,
+               held: float = 0.2) -> Any:
         from studio.data.versions import FreezeConfig
 
         path = None
@@ -109,7 +145,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                             test_fraction=float(tst), synthetic_cap=float(cap_value),
                             test_synthetic_fraction=float(tsyn),
                             general_path=path, general_fraction=float(gfrac) if path else 0.0,
-                            rng_seed=int(seed_value or 0))
+                            rng_seed=int(seed_value or 0),
+                            preferences=preference_config(machine_value, held) if pairs_value else None)
 
     def card_for(version_id: Any) -> str:
         if version_id in (None, ""):
@@ -153,6 +190,20 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return [f"**Frozen as {v.name}.**\n\n" + counts_md(v.to_dict()), versions_frame(ws, pid),
                 gr.update(choices=choices, value=v.id), card_for(v.id), ""]
 
+    def on_pairs(pid: int | None, machine_value: bool, held: float) -> list:
+        pid = require_project(pid)
+        from studio.data.preferences import build_pairs
+
+        try:
+            preview = build_pairs(ws, pid, preference_config(machine_value, held))
+        except StudioError as exc:
+            raise fail(exc) from None
+        text = preview.summary().replace("\n  ", "\n- ")
+        if preview.pairs:
+            text += "\n\n" + texts.DS_PAIRS_NEXT
+        return [text, gr.update(value=pairs_frame(preview), visible=bool(preview.pairs)),
+                gr.update(value=True) if preview.pairs else gr.update()]
+
     def on_diversity(pid: int | None, version_id: Any) -> list:
         require_project(pid)
         if version_id in (None, ""):
@@ -178,7 +229,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         gr.Info(f"Exported {sum(result.rows.values())} rows to {result.folder}.")
         return [str(p) for p in result.files.values()] + [str(result.card_path)]
 
-    form = [name, validation, test, cap, test_synthetic, general, general_fraction, seed]
+    form = [name, validation, test, cap, test_synthetic, general, general_fraction, seed, pairs_on, machine, pairs_held]
+    pairs_btn.click(on_pairs, [current, machine, pairs_held], [pairs_out, pairs_table, pairs_on])
     plan_btn.click(on_plan, [current, *form], plan_out)
     freeze_btn.click(on_freeze, [current, *form], [plan_out, versions, version, card, name])
     version.change(card_for, version, card)

@@ -247,6 +247,72 @@ def gate_html(result: Any) -> str:
             f"<div class='gate-message'>{_esc(result.message)}</div></div>")
 
 
+def _pct(e: Any) -> str:
+    """A share with its interval: "85% (64–95%)"; "—" with the reason on hover when undefined."""
+    if e is None or e.value is None:
+        return f"<span title='{_esc(e.reason if e else '')}'>—</span>"
+    interval = f" <span class='calib-ci'>({e.low:.0%}–{e.high:.0%})</span>" if e.low is not None else ""
+    return f"{e.value:.0%}{interval}"
+
+
+def _coef(e: Any) -> str:
+    """A coefficient with its interval: "0.57 [0.21, 0.93]"; "—" with the reason on hover when undefined."""
+    if e is None or e.value is None:
+        return f"<span title='{_esc(e.reason if e else '')}'>—</span>"
+    has_interval = e.low is not None and e.high is not None
+    interval = f" <span class='calib-ci'>[{e.low:.2f}, {e.high:.2f}]</span>" if has_interval else ""
+    return f"{e.value:.2f}{interval}"
+
+
+def _check_row(check: Any, judge: bool = False) -> str:
+    if check.n == 0:
+        agrees = "<span title='no reviewed row has a score'>not scored</span>" if judge else "—"
+    else:
+        agrees = f"{check.agree} of {check.n} rows · {_pct(check.accuracy)}"
+    cells = [_esc(check.title), str(check.n), agrees, _pct(check.recall), _pct(check.precision), _coef(check.kappa),
+             f"ρ {_coef(check.spearman)}" if judge and check.spearman is not None else ""]
+    return f"<tr data-check='{_esc(check.name)}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _reviewers_line(r: Any) -> str:
+    if r.rows == 0:
+        return _esc(texts.REV_CALIB_NO_PAIRS)
+    names = ", ".join(_esc(n or "(no name)") for n in r.reviewers)
+    line = (f"Reviewers ({names}) saw {r.rows} row{'s' if r.rows != 1 else ''} in common and all agreed on "
+            f"{r.agreed}: {_pct(r.all_agree)}.")
+    pairs = "; ".join(f"{_esc(a or '(no name)')}–{_esc(b or '(no name)')} {_coef(p.kappa)} on {p.n}"
+                      for p in r.pairs for a, b in [p.reviewers])
+    if pairs:
+        line += f" Cohen's κ {pairs}."
+    line += (f" Fleiss' κ {_coef(r.fleiss)} ({r.fleiss.n} rows with {r.fleiss_raters} reviewers each);"
+             f" Krippendorff's α {_coef(r.alpha)}.")
+    return line
+
+
+def calibration_html(cal: Any, min_judge: Any = 0) -> str:
+    """The calibration block beside the gate: the judge and each filter against the reviewers, then the
+    reviewers against each other, and the warning when rows would be selected by an untrustworthy judge."""
+    if cal is None:
+        return ""
+    usable = {True: "true", False: "false", None: "unknown"}[cal.judge_usable]
+    warning = cal.judge_warning(float(min_judge or 0))
+    head = "".join(f"<th>{_esc(c)}</th>" for c in texts.REV_CALIB_COLUMNS)
+    rows = _check_row(cal.judge, judge=True) + "".join(_check_row(f) for f in cal.filters)
+    kappa = cal.judge.kappa.value
+    return (f"<div class='calib' data-judge-usable='{usable}' data-judge-n='{cal.judge.n}' "
+            f"data-judge-agree='{cal.judge.agree}' data-judge-kappa='{'' if kappa is None else f'{kappa:.4f}'}' "
+            f"data-reviewer-rows='{cal.reviewers.rows}' data-warning='{'true' if warning else 'false'}'>"
+            f"<div class='calib-title'>{_esc(texts.REV_CALIBRATION)}</div>"
+            # The warning says what the message says, and what to do about it.
+            + (f"<div class='calib-warning' role='alert'>⚠️ {_esc(warning)}</div>" if warning else
+               f"<div class='calib-judge calib-{usable}'>{_esc(cal.judge_message)}</div>")
+            + f"<div class='calib-scroll'><table class='calib-table'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>"
+            f"<div class='calib-reviewers'>{_reviewers_line(cal.reviewers)}</div>"
+            f"<div class='calib-note'>{_esc(texts.REV_CALIBRATION_HELP)}"
+            + (f" {_esc(texts.REV_CALIB_FILTER_NOTE)}" if cal.filters else "") + "</div></div>")
+
+
 def _selection_config(cap: Any, min_judge: Any) -> Any:
     from studio.review.selection import SelectionConfig
 
@@ -398,7 +464,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             min_reviews = gr.Number(20, label=texts.REV_MIN_REVIEWS, precision=0, minimum=1)
             with gr.Row():
                 cap = gr.Number(0, label=texts.REV_CAP, info=texts.REV_CAP_HELP, precision=0, minimum=0)
-                min_judge = gr.Slider(0, 5, value=0, step=0.5, label=texts.REV_MIN_JUDGE)
+                min_judge = gr.Slider(0, 5, value=0, step=0.5, label=texts.REV_MIN_JUDGE, elem_id="rev-min-judge")
         with gr.Column(scale=3):
             gate = gr.HTML("", elem_id="rev-gate")
             with gr.Row():
@@ -409,6 +475,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             # way when the button was pressed (a busy machine, a reload's cascade) may still redraw the gate
             # from before the decision, but it cannot take this line away (the gate is redrawn after it).
             gate_note = gr.Markdown("", elem_id="rev-gate-result")
+            calibration = gr.HTML("", elem_id="rev-calibration")
     with gr.Group(visible=False) as revision_box:
         revision = gr.Code(language="jinja2", lines=14, label=texts.REV_REVISION, elem_id="rev-revision",
                            interactive=True)
@@ -441,23 +508,31 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
 
     card_outputs = [position, card, tags, accuracy, tone, note, edit_box, *edit_slots]
 
-    def gate_updates(b: batches.Batch | None, thr: float, mrev: Any) -> list:
+    def calibration_of(b: batches.Batch, mjudge: Any) -> str:
+        from studio.review.calibration import calibrate, threshold_for
+
+        try:
+            return calibration_html(calibrate(ws, b.id, judge_threshold=threshold_for(float(mjudge or 0))), mjudge)
+        except StudioError as exc:
+            return f"<div class='calib'>{_esc(exc)}</div>"
+
+    def gate_updates(b: batches.Batch | None, thr: float, mrev: Any, mjudge: Any = 0) -> list:
         if b is None:
-            return ["", gr.update(interactive=False), gr.update(interactive=False), gr.update(interactive=False)]
+            return ["", gr.update(interactive=False), gr.update(interactive=False), gr.update(interactive=False), ""]
         from studio.review.gate import evaluate_gate
 
         try:
             result = evaluate_gate(ws, b.id, _gate_config(thr, mrev))
         except StudioError as exc:
             return [f"<div class='gate'>{_esc(exc)}</div>", gr.update(interactive=False),
-                    gr.update(interactive=False), gr.update(interactive=b.status in batches.REVIEW_STATES)]
+                    gr.update(interactive=False), gr.update(interactive=b.status in batches.REVIEW_STATES), ""]
         decided = b.status in batches.REVIEW_STATES
         return [gate_html(result) + (f"<div class='gate-state'>Batch is <b>{b.status}</b>.</div>" if decided else ""),
                 gr.update(interactive=not decided and result.decision in ("pass", "fail")),
                 gr.update(interactive=not decided and result.decision == "inconclusive"),
-                gr.update(interactive=decided)]
+                gr.update(interactive=decided), calibration_of(b, mjudge)]
 
-    gate_outputs = [gate, gate_btn, more_btn, reopen_btn]
+    gate_outputs = [gate, gate_btn, more_btn, reopen_btn, calibration]
 
     def batch_note_md(b: batches.Batch | None) -> str:
         if b is None:
@@ -466,10 +541,10 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             return f"⏳ Batch #{b.id} is still generating ({b.job.progress_text()}); review it once it is done."
         return f"Batch #{b.id}: {b.rows_ok} usable rows, {b.rows_failed} failed to parse · state **{b.state}**."
 
-    def view(pid: int | None, batch_id: Any, who: str, index: int, thr: float, mrev: Any) -> list:
+    def view(pid: int | None, batch_id: Any, who: str, index: int, thr: float, mrev: Any, mjudge: Any = 0) -> list:
         b = _batch(ws, pid, batch_id)
         return [batch_note_md(b), *stored_filter_view(ws, b), *card_updates(b, index, who),
-                *gate_updates(b, thr, mrev)]
+                *gate_updates(b, thr, mrev, mjudge)]
 
     view_outputs = [batch_note, filter_summary, marked, *card_outputs, *gate_outputs]
 
@@ -477,7 +552,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         # Sets the batch; its .change event then redraws the view for the reviewer in this browser.
         choices = batch_choices(ws, pid)
         chosen = choices[0][1] if choices else None
-        out = view(pid, chosen, "", 0, 0.10, 20)
+        out = view(pid, chosen, "", 0, 0.10, 20, 0)
         if pid is not None and not choices:
             out[0] = texts.REV_NO_BATCH
         return [gr.update(choices=choices, value=chosen), *out, gr.update(visible=False), ""]
@@ -498,9 +573,9 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             return len(sample.items) - 1
         return next((i for i, it in enumerate(sample.items) if it.position == pos), 0)
 
-    def on_batch(pid: int | None, batch_id: Any, who: str, thr: float, mrev: Any) -> list:
-        return [*view(pid, batch_id, who, resume_position(pid, batch_id, who), thr, mrev), gr.update(visible=False),
-                ""]
+    def on_batch(pid: int | None, batch_id: Any, who: str, thr: float, mrev: Any, mjudge: Any) -> list:
+        return [*view(pid, batch_id, who, resume_position(pid, batch_id, who), thr, mrev, mjudge),
+                gr.update(visible=False), ""]
 
     def on_filters(pid: int | None, batch_id: Any, apply: bool, *values: Any) -> list:
         b = _batch(ws, require_project(pid), batch_id)
@@ -573,7 +648,8 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             return [""] * len(profile_outputs)
         return on_profile(pid, batch_id, semantic)
 
-    def on_draw(pid: int | None, batch_id: Any, who: str, frac: float, msize: Any, thr: float, mrev: Any) -> list:
+    def on_draw(pid: int | None, batch_id: Any, who: str, frac: float, msize: Any, thr: float, mrev: Any,
+                mjudge: Any) -> list:
         b = _batch(ws, require_project(pid), batch_id)
         if b is None:
             raise gr.Error("Pick a batch first.")
@@ -583,10 +659,11 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             draw_sample(ws, b.id, fraction=float(frac), min_size=int(msize or 1))
         except StudioError as exc:
             raise fail(exc) from None
-        return [*card_updates(b, resume_position(pid, b.id, who), who), *gate_updates(b, thr, mrev)]
+        return [*card_updates(b, resume_position(pid, b.id, who), who), *gate_updates(b, thr, mrev, mjudge)]
 
     def record(pid: int | None, batch_id: Any, who: str, index: int, verdict: str, tag_list: list[str],
-               acc: Any, tn: Any, note_text: str, thr: float, mrev: Any, edited: dict | None = None) -> list:
+               acc: Any, tn: Any, note_text: str, thr: float, mrev: Any, mjudge: Any,
+               edited: dict | None = None) -> list:
         from studio.review.verdicts import record_verdict
 
         b = _batch(ws, require_project(pid), batch_id)
@@ -607,16 +684,16 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         except StudioError as exc:
             raise fail(exc) from None
         nxt = resume_position(pid, b.id, who.strip())
-        return [*card_updates(b, nxt, who.strip()), *gate_updates(b, thr, mrev)]
+        return [*card_updates(b, nxt, who.strip()), *gate_updates(b, thr, mrev, mjudge)]
 
     verdict_inputs = [current, batch, reviewer, position]
-    gate_inputs = [threshold, min_reviews]
+    gate_inputs = [threshold, min_reviews, min_judge]  # min_judge: the calibration's cut and its warning
 
-    def on_accept(pid, batch_id, who, index, tag_list, acc, tn, note_text, thr, mrev):
-        return record(pid, batch_id, who, index, "accept", tag_list, acc, tn, note_text, thr, mrev)
+    def on_accept(pid, batch_id, who, index, tag_list, acc, tn, note_text, thr, mrev, mjudge):
+        return record(pid, batch_id, who, index, "accept", tag_list, acc, tn, note_text, thr, mrev, mjudge)
 
-    def on_reject(pid, batch_id, who, index, tag_list, acc, tn, note_text, thr, mrev):
-        return record(pid, batch_id, who, index, "reject", tag_list, acc, tn, note_text, thr, mrev)
+    def on_reject(pid, batch_id, who, index, tag_list, acc, tn, note_text, thr, mrev, mjudge):
+        return record(pid, batch_id, who, index, "reject", tag_list, acc, tn, note_text, thr, mrev, mjudge)
 
     def on_edit_open(pid: int | None, batch_id: Any, index: int) -> list:
         b = _batch(ws, pid, batch_id)
@@ -626,7 +703,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         c = get_candidate(ws, sample.items[max(0, min(int(index or 0), len(sample.items) - 1))].candidate_id)
         return [gr.update(visible=True), *_edit_fields(c)]
 
-    def on_edit_save(pid, batch_id, who, index, tag_list, acc, tn, note_text, thr, mrev, *slot_values):
+    def on_edit_save(pid, batch_id, who, index, tag_list, acc, tn, note_text, thr, mrev, mjudge, *slot_values):
         b = _batch(ws, pid, batch_id)
         sample = sample_of(b)
         if sample is None or not sample.items:
@@ -640,7 +717,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
                 edited[f.name] = json.loads(text) if text.strip()[:1] in ("[", "{") else text
             except json.JSONDecodeError:
                 edited[f.name] = text
-        return record(pid, batch_id, who, index, "edit", tag_list, acc, tn, note_text, thr, mrev, edited)
+        return record(pid, batch_id, who, index, "edit", tag_list, acc, tn, note_text, thr, mrev, mjudge, edited)
 
     def on_move(pid: int | None, batch_id: Any, who: str, index: int, step: int) -> list:
         b = _batch(ws, pid, batch_id)
@@ -649,7 +726,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
     def on_reviewer(name: str) -> str:
         return (name or "").strip()
 
-    def on_gate_apply(pid, batch_id, thr, mrev, cap_value, min_judge_value):
+    def on_gate_apply(pid, batch_id, thr, mrev, min_judge_value, cap_value):
         b = _batch(ws, require_project(pid), batch_id)
         if b is None:
             raise gr.Error("Pick a batch first.")
@@ -672,8 +749,8 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
                     "drafted below.")
             # The decision shows at once; the teacher's draft (a model call) follows in the next step.
             draft_updates = [gr.update(visible=True), gr.update(value=""), texts.REV_REVISION_DRAFTING]
-        return [*gate_updates(b, thr, mrev), gr.update(choices=batch_choices(ws, pid), value=b.id), *draft_updates,
-                note]
+        return [*gate_updates(b, thr, mrev, min_judge_value), gr.update(choices=batch_choices(ws, pid), value=b.id),
+                *draft_updates, note]
 
     def draft(batch_id: int) -> list:
         from studio.models.registry import DEFAULT_TEACHER
@@ -715,7 +792,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         gr.Info(message)
         return message
 
-    def on_more(pid, batch_id, who, thr, mrev):
+    def on_more(pid, batch_id, who, thr, mrev, mjudge):
         b = _batch(ws, require_project(pid), batch_id)
         if b is None:
             raise gr.Error("Pick a batch first.")
@@ -727,9 +804,9 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
             extend_sample(ws, b.id, max(int(result.more_reviews_needed or 0), 5))
         except StudioError as exc:
             raise fail(exc) from None
-        return [*card_updates(b, resume_position(pid, b.id, who), who), *gate_updates(b, thr, mrev)]
+        return [*card_updates(b, resume_position(pid, b.id, who), who), *gate_updates(b, thr, mrev, mjudge)]
 
-    def on_reopen(pid, batch_id, thr, mrev):
+    def on_reopen(pid, batch_id, thr, mrev, mjudge):
         b = _batch(ws, require_project(pid), batch_id)
         if b is None:
             raise gr.Error("Pick a batch first.")
@@ -740,7 +817,7 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
         except StudioError as exc:
             raise fail(exc) from None
         b = batches.get_batch(ws, b.id)
-        return [*gate_updates(b, thr, mrev), gr.update(choices=batch_choices(ws, pid), value=b.id),
+        return [*gate_updates(b, thr, mrev, mjudge), gr.update(choices=batch_choices(ws, pid), value=b.id),
                 gr.update(visible=False), f"Batch #{b.id} is open for review again."]
 
     # ------------------------------------------------------------------ wiring
@@ -756,12 +833,13 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
     reload_btn.click(view, [current, batch, reviewer, position, *gate_inputs], view_outputs)
     preview_btn.click(lambda pid, b, *v: on_filters(pid, b, False, *v), [current, batch, *filter_values],
                       [filter_summary, marked])
-    def gate_updates_for(pid: int | None, batch_id: Any, thr: float, mrev: Any) -> list:
-        return gate_updates(_batch(ws, pid, batch_id), thr, mrev)
+    def gate_updates_for(pid: int | None, batch_id: Any, thr: float, mrev: Any, mjudge: Any) -> list:
+        return gate_updates(_batch(ws, pid, batch_id), thr, mrev, mjudge)
 
     apply_btn.click(lambda pid, b, *v: on_filters(pid, b, True, *v), [current, batch, *filter_values],
                     [filter_summary, marked]).then(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
-    judge_btn.click(on_judge, [current, batch], [judge_summary, scores_plot])
+    judge_btn.click(on_judge, [current, batch], [judge_summary, scores_plot]).then(
+        gate_updates_for, [current, batch, *gate_inputs], gate_outputs, show_progress="hidden")  # new scores
     diversity_btn.click(on_diversity, [current, batch], [diversity_summary, map_plot, hist_plot])
     draw_btn.click(on_draw, [current, batch, reviewer, fraction, min_size, *gate_inputs],
                    [*card_outputs, *gate_outputs])
@@ -783,8 +861,9 @@ def build(ws: Workspace, current: gr.State, tab: gr.Tab) -> TabHandle:
                   [current, batch, reviewer], card_outputs)
     threshold.release(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
     min_reviews.blur(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
+    min_judge.release(gate_updates_for, [current, batch, *gate_inputs], gate_outputs)
     # Then the gate again, from the database: it lands after any refresh that was under way before the click.
-    applied = gate_btn.click(on_gate_apply, [current, batch, *gate_inputs, cap, min_judge],
+    applied = gate_btn.click(on_gate_apply, [current, batch, *gate_inputs, cap],
                              [*gate_outputs, batch, revision_box, revision, revision_note, gate_note])
     applied.then(gate_updates_for, [current, batch, *gate_inputs], gate_outputs, show_progress="hidden")
     applied.success(draft_if_discarded, [current, batch], [revision_box, revision, revision_note])

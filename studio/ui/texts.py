@@ -256,12 +256,39 @@ REV_MIN_JUDGE = "Lowest judge score kept (0 = ignore scores)"
 REV_APPLY_GATE = "Apply the decision"
 REV_MORE = "Add rows to the sample"
 REV_REOPEN = "Reopen (undo the decision)"
+REV_CALIBRATION = "How far to trust the judge, the filters and the reviewers"
+REV_CALIBRATION_HELP = ("Each automatic check against your verdicts on the reviewed rows (an edited row counts as "
+                        "kept). κ (kappa) is agreement beyond chance: 1 = always agree, 0 = no better than "
+                        "chance. Brackets hold 95% intervals.")
+REV_CALIB_COLUMNS = ("check", "rows", "agrees with reviewers", "catches their rejects", "its rejects were right",
+                     "κ beyond chance", "rank correlation")
+REV_CALIB_FILTER_NOTE = ("The sample was drawn from rows that passed every filter, so a filter is tested only on "
+                         "rows it failed that someone reviewed anyway.")
+REV_CALIB_NO_PAIRS = ("No row has been reviewed by two people yet: ask a second reviewer to go over part of the "
+                      "sample to see how much reviewers agree.")
 REV_REVISION = "Revised generation prompt (drafted from the reviewers' reasons; edit it, then save)"
 REV_REVISION_SAVE = "Save as a new prompt version"
 REV_REVISION_DRAFT = "Draft again"
 REV_REVISION_DRAFTING = "⏳ The teacher is drafting a revised prompt from your reviews…"
 
 DATASET_TAB = "Dataset"
+DS_PAIRS = "Preference pairs (for DPO / ORPO)"
+DS_PAIRS_HELP = (
+    "A preference pair is one prompt with a better and a worse answer. The studio builds them from what people "
+    "already did: answers kept vs rejected in review for the same prompt, a reviewer's edit vs the original, and "
+    "the winner vs the loser of blind A/B votes in Compare. Training on them (Train tab, *Learn from: Preference pairs*) "
+    "teaches the model to prefer the better kind of answer. Prompts of the validation and test splits are "
+    "never used, so the scores stay honest."
+)
+DS_PAIRS_ON = "Add preference pairs to this version"
+DS_PAIRS_MACHINE = "Also let the judge make pairs"
+DS_PAIRS_MACHINE_HELP = ("Pairs answers the LLM judge scored at least a point apart. They are marked as machine "
+                         "pairs; check the judge's agreement with your reviewers in Review first.")
+DS_PAIRS_HELD = "Prompts held out to check the training"
+DS_PAIRS_HELD_HELP = "Their pairs are not trained on; the run reports how often it prefers the better answer there."
+DS_PAIRS_BUILD = "Build pairs"
+DS_PAIRS_NEXT = ("Freeze a version with *Add preference pairs* ticked to keep them; then train with *Learn from: "
+                 "Preference pairs (DPO)*.")
 DS_INTRO = ("Freeze the rows you trust into a **dataset version**: it never changes afterwards, so every "
             "training run can say exactly what it learned from. Validation is always human-written; the "
             "test split holds out seeds (and synthetic rows made only from them).")
@@ -319,6 +346,14 @@ TRAIN_NAME_PLACEHOLDER = "e.g. first try"
 TRAIN_START = "Train"
 TRAIN_STOP = "Stop (saves a checkpoint)"
 TRAIN_RESUME = "Resume"
+TRAIN_OBJECTIVES = {"sft": "Examples (SFT)", "dpo": "Preference pairs (DPO)", "orpo": "Examples + preferences (ORPO)"}
+TRAIN_OBJECTIVE_HELP = ("Examples: learn to write answers like your dataset's rows. Preference pairs: learn which of "
+                        "two answers reviewers prefer (freeze a version with preference pairs first; to go on from a "
+                        "finished run, give its number in 'Start from run'). ORPO learns both at once from the pairs.")
+TRAIN_REWARDS = "Preference: how often the better answer wins"
+TRAIN_REWARDS_NOTE = ("For each pair, the model's reward is how much more likely it finds an answer than where it "
+                      "started. A rising line on held-out pairs means it learned what reviewers prefer, not just "
+                      "the training pairs.")
 TRAIN_CURVES = "Loss: training vs validation"
 TRAIN_LOG = "Training log"
 TRAIN_RUNS = "Runs of this project (click one to follow it)"

@@ -59,7 +59,10 @@ def version_choices(ws: Workspace, pid: int | None) -> list[tuple[str, int]]:
     out = []
     for v in list_versions(ws, pid):
         sizes = v.to_dict().get("sizes") or {}
-        out.append((f"{v.name} · {sizes.get('train', 0)} train / {sizes.get('validation', 0)} validation rows", v.id))
+        pairs = (v.stats.get("preferences") or {}).get("sizes")
+        extra = f" · {pairs.get('train', 0)} + {pairs.get('validation', 0)} preference pairs" if pairs else ""
+        out.append((f"{v.name} · {sizes.get('train', 0)} train / {sizes.get('validation', 0)} validation rows{extra}",
+                    v.id))
     return out
 
 
@@ -97,6 +100,22 @@ def curves_html(run: Any) -> str:
               if points}
     return charts.line_chart(series, title=texts.TRAIN_CURVES, x_label="step", y_label="loss",
                              empty_message=texts.TRAIN_NO_CURVES)
+
+
+def rewards_html(run: Any) -> str:
+    """Preference runs: how often the chosen answer gets the higher reward, on training and held-out pairs."""
+    rewards = (run.rewards or {}) if run is not None else {}
+    series = {label: list(rewards[key]) for key, label in (("reward_accuracy:train", "train pairs"),
+                                                           ("reward_accuracy:validation", "held-out pairs"))
+              if rewards.get(key)}
+    if not series:
+        return ""
+    margin = rewards.get("reward_margin:validation") or rewards.get("reward_margin:train") or []
+    note = (f"<p class='train-reward-note'>{_esc(texts.TRAIN_REWARDS_NOTE)} Latest reward margin: "
+            f"<b>{margin[-1][1]:.3f}</b>.</p>" if margin else "")
+    return (f"<div id='train-rewards-chart' data-points='{sum(len(v) for v in series.values())}'>"
+            + charts.line_chart(series, title=texts.TRAIN_REWARDS, x_label="step", y_label="share ranked right")
+            + note + "</div>")
 
 
 def progress_html(run: Any) -> str:
@@ -182,6 +201,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             preset = gr.Radio([(p.title, name) for name, p in PRESETS.items()], value="balanced",
                               label=texts.TRAIN_PRESET, elem_id="train-preset")
             preset_help = gr.Markdown(PRESETS["balanced"].description, elem_id="train-preset-help")
+            # "Learn from" is a basic choice (examples or preference pairs): outside the advanced settings.
+            objective_field = next(f for f in fields if f.name == "objective")
+            objective = gr.Radio([(texts.TRAIN_OBJECTIVES[o], o) for o in objective_field.choices],
+                                 value=objective_field.default, label=objective_field.title,
+                                 info=texts.TRAIN_OBJECTIVE_HELP, elem_id="train-objective")
             device_list, ticked, device_help = device_choices()
             picked = gr.CheckboxGroup(device_list, value=ticked, label=texts.TRAIN_DEVICES, info=device_help,
                                       elem_id="train-devices")
@@ -190,8 +214,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 components: list[gr.components.Component] = []
                 groups: dict[str, list[Any]] = {}
                 for f in fields:
-                    groups.setdefault(f.group, []).append(f)
-                fields = [f for members in groups.values() for f in members]  # the order components are made in
+                    if f.name != "objective":
+                        groups.setdefault(f.group, []).append(f)
+                # The order components are made in (objective first: it was made above).
+                fields = [objective_field, *(f for members in groups.values() for f in members)]
+                components.append(objective)
                 for group, members in groups.items():
                     gr.Markdown(f"**{group}**")
                     for start in range(0, len(members), 3):
@@ -201,7 +228,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         with gr.Column(scale=2):
             estimate_box = gr.Markdown("", elem_id="train-estimate")
             with gr.Row():
-                name = gr.Textbox(label=texts.TRAIN_NAME, placeholder=texts.TRAIN_NAME_PLACEHOLDER, scale=2)
+                name = gr.Textbox(label=texts.TRAIN_NAME, placeholder=texts.TRAIN_NAME_PLACEHOLDER, scale=2,
+                                  elem_id="train-name")
                 start_btn = gr.Button(texts.TRAIN_START, variant="primary", scale=1, interactive=not no_gpu,
                                       elem_id="train-start")
     progress = gr.HTML(progress_html(None), elem_id="train-progress")
@@ -210,6 +238,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         stop_btn = gr.Button(texts.TRAIN_STOP, variant="stop", size="sm", interactive=False, elem_id="train-stop")
         resume_btn = gr.Button(texts.TRAIN_RESUME, size="sm", interactive=False, elem_id="train-resume")
     curves = gr.HTML(curves_html(None), elem_id="train-curves")
+    rewards = gr.HTML("", elem_id="train-rewards")
     stats = gr.Markdown("", elem_id="train-stats")
     with gr.Accordion(texts.TRAIN_LOG, open=False):
         log = gr.Code(language=None, lines=12, label=texts.TRAIN_LOG, elem_id="train-log", interactive=False)
@@ -229,12 +258,13 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             data[field_name] = coerce(field_name, value)
         return TrainConfig.from_dict(data)
 
-    def on_preset(method_value: str, preset_value: str) -> list:
+    def on_preset(method_value: str, preset_value: str, objective_value: str) -> list:
         from studio.train.settings import TrainConfig
 
-        cfg = TrainConfig(method=method_value or "lora").with_preset(preset_value or "balanced")
+        cfg = TrainConfig(method=method_value or "lora", objective=objective_value or "sft").with_preset(
+            preset_value or "balanced")
         values = []
-        for f in fields:
+        for f in fields[1:]:  # not the objective: it is an input here (setting it would fire its change again)
             v = getattr(cfg, f.name)
             values.append(", ".join(v) if isinstance(v, list) else v)
         return [PRESETS[preset_value].description, *values]
@@ -253,10 +283,19 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         try:
             target = devices.estimate_target(devices.parse(",".join(where)))
             cfg = make_config(method_value, preset_value, *values)
-            train_rows = version_rows(ws, int(version_id), "train")
-            validation_rows = version_rows(ws, int(version_id), "validation")
+            if cfg.learns_preferences:  # each pair is two sequences: prompt + chosen and prompt + rejected
+                from studio.data.preferences import preference_pairs
+
+                pairs = preference_pairs(ws, int(version_id))
+                conversations = [p["prompt"] + answer for p in pairs if p["split"] == "train"
+                                 for answer in (p["chosen"], p["rejected"])]
+                validation_rows = [p for p in pairs if p["split"] == "validation"]
+            else:
+                conversations = [to_messages(r.format, r.data) for r in version_rows(ws, int(version_id), "train")]
+                validation_rows = version_rows(ws, int(version_id), "validation")
+            train_rows = conversations
             # About 4 characters per token: good enough for an estimate, and no tokenizer to load.
-            lengths = [sum(len(m["content"]) for m in to_messages(r.format, r.data)) / 4 + 12 for r in train_rows]
+            lengths = [sum(len(m["content"]) for m in conv) / 4 + 12 for conv in conversations]
             est = estimate(cfg, model_ref=base_ref, models_dir=ws.models_dir, rows=len(train_rows),
                            mean_tokens=sum(lengths) / max(len(lengths), 1), max_tokens=int(max(lengths or [1])),
                            validation_rows=len(validation_rows), **target.estimate_kwargs())
@@ -293,11 +332,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             except OSError:
                 log_text = ""
         active = bool(run and run.active)
-        return [progress_html(run), alarm_md(run), curves_html(run), metrics_md(ws, run), log_text,
+        return [progress_html(run), alarm_md(run), curves_html(run), rewards_html(run), metrics_md(ws, run), log_text,
                 runs_frame(ws, pid), gr.update(interactive=active), gr.update(interactive=bool(run and run.resumable)),
                 gr.Timer(active=active or bool(run and run.status == "queued"))]
 
-    view_outputs = [progress, alarm, curves, stats, log, runs_table, stop_btn, resume_btn, timer]
+    view_outputs = [progress, alarm, curves, rewards, stats, log, runs_table, stop_btn, resume_btn, timer]
 
     def refresh(pid: int | None) -> list:
         from studio.models.registry import DEFAULT_BASE_MODEL
@@ -368,11 +407,12 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return [run_id, *run_view(pid, run_id)]
 
     estimate_inputs = [current, version, base, method, preset, picked, *components]
-    preset.change(on_preset, [method, preset], [preset_help, *components]).then(
-        estimate_text, estimate_inputs, [estimate_box, batch_note])
+    for trigger in (preset.change, objective.change):  # preference learning wants its own learning rate
+        trigger(on_preset, [method, preset, objective], [preset_help, *components[1:]]).then(
+            estimate_text, estimate_inputs, [estimate_box, batch_note])
     for trigger in (version.change, base.change, method.change, picked.change):
         trigger(estimate_text, estimate_inputs, [estimate_box, batch_note], show_progress="hidden")
-    for comp in components:
+    for comp in components[1:]:  # [0] is the objective, handled above
         (comp.blur if isinstance(comp, gr.Number | gr.Textbox) else comp.change)(
             estimate_text, estimate_inputs, [estimate_box, batch_note], show_progress="hidden")
     start_btn.click(on_start, [current, version, base, name, method, preset, picked, *components],
