@@ -276,8 +276,8 @@ DS_PAIRS = "Preference pairs (for DPO / ORPO)"
 DS_PAIRS_HELP = (
     "A preference pair is one prompt with a better and a worse answer. The studio builds them from what people "
     "already did: answers kept vs rejected in review for the same prompt, a reviewer's edit vs the original, and "
-    "the winner vs the loser of blind A/B votes in Compare. Training on them (Train tab, *Learn from: Preference pairs*) "
-    "teaches the model to prefer the better kind of answer. Prompts of the validation and test splits are "
+    "the winner vs the loser of blind A/B votes in Compare. Training on them (Train tab, *Learn from: Preference "
+    "pairs*) teaches the model to prefer the better kind of answer. Prompts of the validation and test splits are "
     "never used, so the scores stay honest."
 )
 DS_PAIRS_ON = "Add preference pairs to this version"
