@@ -7,18 +7,22 @@ reviewing has its own browser test.
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 from playwright.sync_api import expect
 
 from studio.review.verdicts import record_verdict
 from tests.browser import browser_page
+from tests.conftest import ROOT
 from tests.test_browser_review import open_review, setup_project
 from tests.test_calibration import bad_judge_batch
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def test_calibration_beside_the_gate_and_the_judge_warning(running_app) -> None:
+def test_calibration_beside_the_gate_and_the_judge_warning(running_app, tmp_path) -> None:
     from gradio_client import Client
 
     with browser_page(height=1400) as page:
@@ -49,6 +53,9 @@ def test_calibration_beside_the_gate_and_the_judge_warning(running_app) -> None:
         expect(block).to_have_attribute("data-warning", "true")
         expect(page.locator("#rev-calibration .calib-warning")).to_contain_text(
             "too far from the reviewers to select by its score")
+        page.locator("#rev-calibration").screenshot(path=str(tmp_path / "calibration.png"))
+        if os.environ.get("SEED_STUDIO_UPDATE_SCREENSHOTS"):
+            shutil.copy(tmp_path / "calibration.png", ROOT / "assets" / "screenshot-calibration.png")
 
     client = Client(running_app.url, verbose=False)
     data = client.predict(batch_id, 3.0, api_name="/review_calibration")
