@@ -40,46 +40,10 @@ def load_pairs(ws: Any, version_id: int) -> tuple[list[dict[str, Any]], list[dic
 def preference_args(config: TrainConfig, checkpoints_dir: Path, device: str, *, has_eval: bool,
                     foreground: bool = False, precompute_ref: bool = True) -> Any:
     """The DPOConfig / ORPOConfig of a run: the same schedule, checkpoints and checks as an SFT run."""
-    from studio.train.worker import SAVE_TOTAL_LIMIT, _bf16_ok
+    from studio.train.worker import schedule_args
 
-    early = has_eval and config.early_stopping_patience > 0
-    scheduler = config.lr_scheduler
-    if scheduler == "constant" and config.warmup_ratio > 0:
-        scheduler = "constant_with_warmup"
-    bf16 = _bf16_ok(device)
-    common: dict[str, Any] = dict(
-        output_dir=str(checkpoints_dir),
-        per_device_train_batch_size=config.per_device_batch_size,
-        per_device_eval_batch_size=config.per_device_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_epochs,
-        max_steps=config.max_steps if config.max_steps > 0 else -1,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,
-        lr_scheduler_type=scheduler,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=1,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=config.eval_every_steps if has_eval else None,
-        save_strategy="steps",
-        save_steps=config.checkpoint_steps,
-        save_total_limit=SAVE_TOTAL_LIMIT,
-        load_best_model_at_end=early,
-        metric_for_best_model="eval_loss" if early else None,
-        greater_is_better=False if early else None,
-        max_length=config.max_seq_length,
-        beta=config.preference_beta,
-        bf16=bf16,
-        fp16=device == "cuda" and not bf16 and config.method != "qlora",
-        gradient_checkpointing=device == "cuda",
-        use_cpu=device == "cpu",
-        report_to=[],
-        disable_tqdm=not foreground,
-        dataloader_pin_memory=device == "cuda",
-        save_only_model=False,
-    )
+    common = schedule_args(config, checkpoints_dir, device, has_eval=has_eval, foreground=foreground)
+    common.update(max_length=config.max_seq_length, beta=config.preference_beta)
     if config.objective == "orpo":
         from trl.experimental.orpo import ORPOConfig
 

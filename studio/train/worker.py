@@ -157,18 +157,17 @@ def lora_config(config: TrainConfig) -> Any:
     )
 
 
-def sft_args(
+def schedule_args(
     config: TrainConfig, checkpoints_dir: Path, device: str, *, has_eval: bool, foreground: bool = False
-) -> Any:
-    """The SFTConfig for a run (every TrainConfig setting lands here)."""
-    from trl import SFTConfig
-
+) -> dict[str, Any]:
+    """The TrainingArguments every studio trainer shares (SFT, DPO, ORPO): batches, schedule, checks, checkpoints,
+    precision, device."""
     early = has_eval and config.early_stopping_patience > 0
     scheduler = config.lr_scheduler
     if scheduler == "constant" and config.warmup_ratio > 0:
         scheduler = "constant_with_warmup"
     bf16 = _bf16_ok(device)
-    return SFTConfig(
+    return dict(
         output_dir=str(checkpoints_dir),
         per_device_train_batch_size=config.per_device_batch_size,
         per_device_eval_batch_size=config.per_device_batch_size,
@@ -190,20 +189,31 @@ def sft_args(
         load_best_model_at_end=early,
         metric_for_best_model="eval_loss" if early else None,
         greater_is_better=False if early else None,
-        # Padding-free (flattened batch, position_ids restart per example) unless packing, which implies it.
-        packing=config.packing,
-        packing_strategy="bfd",
-        padding_free=not config.packing,
-        max_length=config.max_seq_length if config.packing else None,  # data.py truncated already
         bf16=bf16,
         fp16=device == "cuda" and not bf16 and config.method != "qlora",
         gradient_checkpointing=device == "cuda",
-        use_liger_kernel=liger_kernels(device),
         use_cpu=device == "cpu",
         report_to=[],
         disable_tqdm=not foreground,
         dataloader_pin_memory=device == "cuda",
         save_only_model=False,
+    )
+
+
+def sft_args(
+    config: TrainConfig, checkpoints_dir: Path, device: str, *, has_eval: bool, foreground: bool = False
+) -> Any:
+    """The SFTConfig for a run (every TrainConfig setting lands here)."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        **schedule_args(config, checkpoints_dir, device, has_eval=has_eval, foreground=foreground),
+        # Padding-free (flattened batch, position_ids restart per example) unless packing, which implies it.
+        packing=config.packing,
+        packing_strategy="bfd",
+        padding_free=not config.packing,
+        max_length=config.max_seq_length if config.packing else None,  # data.py truncated already
+        use_liger_kernel=liger_kernels(device),
     )
 
 
