@@ -61,7 +61,10 @@ def test_build_pairs_freeze_train_dpo_and_compare(running_app, tiny_chat_model, 
         page.get_by_role("tab", name="Train").click()
         version = page.locator("#train-version input")
         expect(version).to_have_value(re.compile(r"with pairs .* 18 \+ 4 preference pairs"))
+        start_from = page.locator("#train-start-from-run")
+        expect(start_from).to_be_hidden()  # learning from examples: nothing to go on from
         page.locator("#train-objective").get_by_text("Preference pairs (DPO)").click()
+        expect(start_from.locator("input")).to_have_value("The base model (a new adapter)")  # no finished run yet
         where = page.locator("#train-devices")
         if not where.locator("label.selected").count():
             where.locator("input[type=checkbox]").first.click()
@@ -91,8 +94,19 @@ def test_build_pairs_freeze_train_dpo_and_compare(running_app, tiny_chat_model, 
                                                                 timeout=120_000)
         expect(page.locator("#compare-out-1")).to_contain_text("Fine-tuned: prefers friendly")
 
+        # Back on Train, the finished run is offered to go on from: picked at once on switching to preferences.
+        page.get_by_role("tab", name="Train").click()
+        page.locator("#train-objective").get_by_text("Examples (SFT)").click()
+        expect(start_from).to_be_hidden()
+        page.locator("#train-objective").get_by_text("Preference pairs (DPO)").click()
+        expect(start_from.locator("input")).to_have_value(re.compile(r"^Run \d+ “prefers friendly” · LoRA · learned "
+                                                                     r"from preference pairs \(DPO\) · finished"))
+        page.get_by_text("Advanced settings").click()  # closed again for the picture (it was opened above)
+        page.screenshot(path=str(tmp_path / "train-preferences.png"), full_page=False)
+
     with ws.read() as conn:
         run = conn.execute("SELECT config, status FROM run WHERE project_id=?", (pid,)).fetchone()
     assert run["status"] == "done" and '"objective": "dpo"' in run["config"]
     if os.environ.get("SEED_STUDIO_UPDATE_SCREENSHOTS"):
         shutil.copy(tmp_path / "pairs.png", ROOT / "assets" / "screenshot-pairs.png")
+        shutil.copy(tmp_path / "train-preferences.png", ROOT / "assets" / "screenshot-train-preferences.png")

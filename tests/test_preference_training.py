@@ -19,6 +19,7 @@ from studio.data.versions import FreezeConfig, freeze_version, version_rows
 from studio.errors import TrainError
 from studio.review.verdicts import record_verdict
 from studio.train import worker
+from studio.train.preference import continuable_runs, parent_adapter
 from studio.train.runs import create_run
 from studio.train.settings import TrainConfig
 from studio.workspace import Workspace
@@ -95,7 +96,13 @@ def test_dpo_continues_a_finished_sft_run_with_that_run_as_the_reference(
 
     pid, vid = preference_version(ws, shared_seeds)
     sft = queued(ws, pid, vid, tiny_chat_model, tiny_config(max_steps=4))
+    assert continuable_runs(ws, pid, str(tiny_chat_model)) == []  # queued, not finished: nothing to go on from
     assert worker.run(ws, sft).status == "done"
+    # What the Train tab offers under 'Start from': the finished run, only for the base model it trained.
+    assert [r.id for r in continuable_runs(ws, pid, str(tiny_chat_model))] == [sft]
+    assert continuable_runs(ws, pid, "another/base-model") == []
+    with pytest.raises(TrainError, match="an adapter only fits the model it was trained on"):
+        parent_adapter(ws, pid, preference_config(start_from_run=sft), "another/base-model")
     with pytest.raises(TrainError, match="preference pairs"):  # continuing is for preference runs
         queued(ws, pid, vid, tiny_chat_model, tiny_config(start_from_run=sft))
     dpo = queued(ws, pid, vid, tiny_chat_model, preference_config(start_from_run=sft, max_steps=4))

@@ -53,6 +53,32 @@ def preference_args(config: TrainConfig, checkpoints_dir: Path, device: str, *, 
     return DPOConfig(**common, precompute_ref_log_probs=precompute_ref)
 
 
+def _continue_problem(parent: Any, project_id: int, base_model_ref: str) -> str | None:
+    """Why run `parent` cannot be continued by a preference run on `base_model_ref` (None: it can)."""
+    if parent.project_id != project_id:
+        return f"Run #{parent.id} belongs to another project; start from one of this project's runs."
+    if parent.status != "done":
+        return f"Run #{parent.id} is {parent.status}; only a finished run can be continued."
+    if parent.method not in ("lora", "qlora"):
+        return (f"Run #{parent.id} is a full fine-tune, not an adapter; start a preference run from its saved model "
+                "as a base model instead, or from a LoRA run.")
+    if parent.base_model_ref != base_model_ref:
+        return (f"Run #{parent.id} trained {parent.base_model_ref}, not {base_model_ref}; an adapter only fits the "
+                "model it was trained on. Pick that base model, or another run.")
+    folder = Path(parent.output_dir or "") / "adapter"
+    if not parent.output_dir or not (folder / "adapter_config.json").is_file():
+        return f"Run #{parent.id} has no saved adapter in {folder}; it cannot be continued."
+    return None
+
+
+def continuable_runs(ws: Any, project_id: int, base_model_ref: str) -> list[Any]:
+    """The project's runs a preference run on `base_model_ref` can continue (newest first): finished LoRA or
+    QLoRA runs of that base whose adapter is saved. The Train tab offers these for 'Start from run'."""
+    from studio.train.runs import list_runs
+
+    return [r for r in list_runs(ws, project_id) if _continue_problem(r, project_id, base_model_ref) is None]
+
+
 def parent_adapter(ws: Any, project_id: int, config: TrainConfig, base_model_ref: str) -> Path | None:
     """The adapter folder of run `start_from_run` (checked: this project's, finished, LoRA, same base)."""
     if not config.start_from_run:
@@ -64,20 +90,10 @@ def parent_adapter(ws: Any, project_id: int, config: TrainConfig, base_model_ref
     except TrainError:
         raise TrainError(f"There is no run #{config.start_from_run} to start from. Pick a finished run of this "
                          "project, or 0 for the base model.") from None
-    if parent.project_id != project_id:
-        raise TrainError(f"Run #{parent.id} belongs to another project; start from one of this project's runs.")
-    if parent.status != "done":
-        raise TrainError(f"Run #{parent.id} is {parent.status}; only a finished run can be continued.")
-    if parent.method not in ("lora", "qlora"):
-        raise TrainError(f"Run #{parent.id} is a full fine-tune, not an adapter; start a preference run from its "
-                         "saved model as a base model instead, or from a LoRA run.")
-    if parent.base_model_ref != base_model_ref:
-        raise TrainError(f"Run #{parent.id} trained {parent.base_model_ref}, not {base_model_ref}; an adapter only "
-                         "fits the model it was trained on. Pick that base model, or another run.")
-    folder = Path(parent.output_dir) / "adapter"
-    if not (folder / "adapter_config.json").is_file():
-        raise TrainError(f"Run #{parent.id} has no saved adapter in {folder}; it cannot be continued.")
-    return folder
+    problem = _continue_problem(parent, project_id, base_model_ref)
+    if problem:
+        raise TrainError(problem)
+    return Path(parent.output_dir) / "adapter"
 
 
 def build_preference_trainer(model_dir: Path, config: TrainConfig, train_pairs: list[dict[str, Any]],

@@ -348,8 +348,13 @@ TRAIN_STOP = "Stop (saves a checkpoint)"
 TRAIN_RESUME = "Resume"
 TRAIN_OBJECTIVES = {"sft": "Examples (SFT)", "dpo": "Preference pairs (DPO)", "orpo": "Examples + preferences (ORPO)"}
 TRAIN_OBJECTIVE_HELP = ("Examples: learn to write answers like your dataset's rows. Preference pairs: learn which of "
-                        "two answers reviewers prefer (freeze a version with preference pairs first; to go on from a "
-                        "finished run, give its number in 'Start from run'). ORPO learns both at once from the pairs.")
+                        "two answers reviewers prefer (freeze a version with preference pairs first). ORPO learns "
+                        "both at once from the pairs.")
+TRAIN_START_FROM = "Start from"
+TRAIN_START_FROM_HELP = ("The usual way: first learn from examples, then go on from that finished run with the "
+                         "preference pairs. The new run's adapter then holds both. Runs listed: this project's "
+                         "finished LoRA and QLoRA runs of the base model picked above.")
+TRAIN_START_FROM_BASE = "The base model (a new adapter)"
 TRAIN_REWARDS = "Preference: how often the better answer wins"
 TRAIN_REWARDS_NOTE = ("For each pair, the model's reward is how much more likely it finds an answer than where it "
                       "started. A rising line on held-out pairs means it learned what reviewers prefer, not just "

@@ -73,6 +73,36 @@ def model_choices(ws: Workspace, *current: str) -> list[str]:
     return refs + [c for c in current if c and c not in refs]
 
 
+def start_from_choices(ws: Workspace, pid: int | None, base_ref: str | None) -> list[tuple[str, int]]:
+    """'Start from' of a preference run: the base model, or a finished adapter run of this project and base."""
+    from studio.train.preference import continuable_runs
+
+    choices = [(texts.TRAIN_START_FROM_BASE, 0)]
+    if pid is None or not base_ref:
+        return choices
+    for r in continuable_runs(ws, pid, base_ref):
+        learned = texts.TRAIN_OBJECTIVES.get(str(r.config.get("objective") or "sft"), "")
+        learned = learned[:1].lower() + learned[1:]  # "preference pairs (DPO)"
+        parts = [f"Run {r.id}" + (f" “{r.name}”" if r.name else ""), {"qlora": "QLoRA"}.get(r.method, "LoRA"),
+                 f"learned from {learned}", f"finished {(r.finished_at or r.updated_at).replace('T', ' ')[:16]}"]
+        choices.append((" · ".join(parts), r.id))
+    return choices
+
+
+def start_from_update(ws: Workspace, pid: int | None, base_ref: str | None, objective_value: str | None,
+                      current: Any, *, pick_latest: bool = False) -> Any:
+    """The dropdown's choices for this project and base, shown only for preference runs. The current pick stays
+    if it is still offered; `pick_latest` (the person just switched to preferences) picks the newest run, as
+    going on from a finished run is the usual way."""
+    choices = start_from_choices(ws, pid, base_ref)
+    ids = [value for _label, value in choices]
+    learns_preferences = objective_value in ("dpo", "orpo")
+    value = current if current in ids and learns_preferences else 0
+    if pick_latest and learns_preferences and not value and len(ids) > 1:
+        value = ids[1]
+    return gr.update(choices=choices, value=value, visible=learns_preferences)
+
+
 def runs_frame(ws: Workspace, pid: int | None) -> pd.DataFrame:
     from studio.train.runs import list_runs
 
@@ -206,6 +236,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             objective = gr.Radio([(texts.TRAIN_OBJECTIVES[o], o) for o in objective_field.choices],
                                  value=objective_field.default, label=objective_field.title,
                                  info=texts.TRAIN_OBJECTIVE_HELP, elem_id="train-objective")
+            # Which run to go on from is part of that choice, so it sits beside it (and only for preferences).
+            start_from_field = next(f for f in fields if f.name == "start_from_run")
+            start_from = gr.Dropdown([(texts.TRAIN_START_FROM_BASE, 0)], value=start_from_field.default,
+                                     label=texts.TRAIN_START_FROM, info=texts.TRAIN_START_FROM_HELP,
+                                     visible=objective_field.default != "sft", elem_id="train-start-from-run")
             device_list, ticked, device_help = device_choices()
             picked = gr.CheckboxGroup(device_list, value=ticked, label=texts.TRAIN_DEVICES, info=device_help,
                                       elem_id="train-devices")
@@ -214,11 +249,11 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
                 components: list[gr.components.Component] = []
                 groups: dict[str, list[Any]] = {}
                 for f in fields:
-                    if f.name != "objective":
+                    if f.name not in ("objective", "start_from_run"):
                         groups.setdefault(f.group, []).append(f)
-                # The order components are made in (objective first: it was made above).
-                fields = [objective_field, *(f for members in groups.values() for f in members)]
-                components.append(objective)
+                # The order components are made in (objective and start-from first: they were made above).
+                fields = [objective_field, start_from_field, *(f for members in groups.values() for f in members)]
+                components += [objective, start_from]
                 for group, members in groups.items():
                     gr.Markdown(f"**{group}**")
                     for start in range(0, len(members), 3):
@@ -256,6 +291,8 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             if value is None or (isinstance(value, str) and not value.strip() and field_name != "target_modules"):
                 continue
             data[field_name] = coerce(field_name, value)
+        if data.get("objective", "sft") == "sft":  # the hidden 'Start from' only counts for preference runs
+            data.pop("start_from_run", None)
         return TrainConfig.from_dict(data)
 
     def on_preset(method_value: str, preset_value: str, objective_value: str) -> list:
@@ -264,7 +301,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         cfg = TrainConfig(method=method_value or "lora", objective=objective_value or "sft").with_preset(
             preset_value or "balanced")
         values = []
-        for f in fields[1:]:  # not the objective: it is an input here (setting it would fire its change again)
+        for f in fields[2:]:  # not the objective (an input here) nor where to start from (not a preset's choice)
             v = getattr(cfg, f.name)
             values.append(", ".join(v) if isinstance(v, list) else v)
         return [PRESETS[preset_value].description, *values]
@@ -346,17 +383,19 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         device_list, _ticked, device_help = device_choices()
         where = gr.update(choices=device_list, info=device_help)
         if pid is None:
-            return [gr.update(choices=[], value=None), gr.update(choices=[], value=None), where, None,
-                    *run_view(None, None)]
+            return [gr.update(choices=[], value=None), gr.update(choices=[], value=None), where,
+                    gr.update(choices=start_from_choices(ws, None, None), value=0), None, *run_view(None, None)]
         p = get_project(ws, pid)
         ref = p.base_model_ref or DEFAULT_BASE_MODEL
         versions = version_choices(ws, pid)
         runs = list_runs(ws, pid)
         chosen = runs[0].id if runs else None
+        # The runs to start from may have changed (a run finished, another project): offered again, from the base.
         return [gr.update(choices=versions, value=versions[0][1] if versions else None),
-                gr.update(choices=model_choices(ws, ref), value=ref), where, chosen, *run_view(pid, chosen)]
+                gr.update(choices=model_choices(ws, ref), value=ref), where,
+                gr.update(choices=start_from_choices(ws, pid, ref), value=0), chosen, *run_view(pid, chosen)]
 
-    refresh_outputs = [version, base, picked, selected, *view_outputs]
+    refresh_outputs = [version, base, picked, start_from, selected, *view_outputs]
 
     def on_start(pid: int | None, version_id: Any, base_ref: str, run_name: str, method_value: str,
                  preset_value: str, where: list[str] | None, *values: Any) -> list:
@@ -407,9 +446,17 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return [run_id, *run_view(pid, run_id)]
 
     estimate_inputs = [current, version, base, method, preset, picked, *components]
+    def on_objective(pid: int | None, base_ref: str, objective_value: str, start_value: Any) -> Any:
+        return start_from_update(ws, pid, base_ref, objective_value, start_value, pick_latest=True)
+
+    def on_base(pid: int | None, base_ref: str, objective_value: str, start_value: Any) -> Any:
+        return start_from_update(ws, pid, base_ref, objective_value, start_value)
+
     for trigger in (preset.change, objective.change):  # preference learning wants its own learning rate
-        trigger(on_preset, [method, preset, objective], [preset_help, *components[1:]]).then(
+        trigger(on_preset, [method, preset, objective], [preset_help, *components[2:]]).then(
             estimate_text, estimate_inputs, [estimate_box, batch_note])
+    objective.change(on_objective, [current, base, objective, start_from], start_from, show_progress="hidden")
+    base.change(on_base, [current, base, objective, start_from], start_from, show_progress="hidden")
     for trigger in (version.change, base.change, method.change, picked.change):
         trigger(estimate_text, estimate_inputs, [estimate_box, batch_note], show_progress="hidden")
     for comp in components[1:]:  # [0] is the objective, handled above
