@@ -72,7 +72,8 @@ def test_gpus_are_read_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.Monke
         ("cuda:0", "0", "NVIDIA H100 80GB HBM3"), ("cuda:1", "1", "NVIDIA H100 80GB HBM3"),
         ("cuda:2", "2", "NVIDIA L4")]
     assert gpus[0].memory_bytes == 81559 * 1024**2 and gpus[1].free_bytes == 1024 * 1024**2
-    assert gpus[2].label() == "cuda:2 · NVIDIA L4 · 22 GB, 21.5 GB free"
+    assert gpus[2].label() == "GPU 2 · NVIDIA L4 · 22 GB, 21.5 GB free"
+    assert devices.describe(("cuda:2",)) == "GPU 2" and devices.describe(("cuda:0", "cuda:1")) == "2 GPUs (0, 1)"
     target = devices.estimate_target(("cuda:0", "cuda:1"), gpus)
     assert (target.device, target.devices, target.free_memory_bytes) == ("cuda", 2, 1024 * 1024**2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")  # torch then numbers the L4 cuda:0

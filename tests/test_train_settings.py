@@ -395,6 +395,24 @@ def test_it_fits_with_plenty_of_memory_and_the_summary_reads_plainly() -> None:
     assert set(data["breakdown"]) == {"weights", "training_state", "activations", "logits", "overhead"}
 
 
+def test_processes_on_one_cpu_split_the_steps_share_the_cores_and_add_up_in_ram() -> None:
+    from studio.train import devices
+
+    target = devices.estimate_target(devices.parse("cpu*2"))
+    assert (target.device, target.devices) == ("cpu", 2)
+    one, two = _estimate(), _estimate(**target.estimate_kwargs() | {"detect_free_memory": False})
+    # Each process learns from its share of every batch: half the steps (the run row counts the same way)...
+    assert two.total_steps == TrainConfig().total_steps(300, 2) == 19 * 3 < one.total_steps == 38 * 3
+    # ... the same rows and tokens on the same cores: no faster...
+    assert two.time_breakdown["training"] == pytest.approx(one.time_breakdown["training"], rel=0.03)
+    # ... and each process holds its own model in the one RAM.
+    assert two.memory_bytes == 2 * one.memory_bytes
+    assert two.summary().endswith("on this CPU (2 processes).")
+    tight = _estimate(device="cpu", devices=2, free_memory_bytes=int(1.5 * one.memory_bytes / est.FIT_MARGIN))
+    assert not tight.fits
+    assert any(a.startswith("Train in one process") and "that fits" in a for a in tight.advice)
+
+
 def test_unknown_free_memory_counts_as_fitting_and_detection_reads_meminfo() -> None:
     assert _estimate(free_memory_bytes=None).fits
     free = est.free_memory("cpu")

@@ -51,7 +51,8 @@ class Gpu:
 
     def label(self) -> str:
         gib = 1024**3
-        return (f"{self.key} · {self.name} · {self.memory_bytes / gib:.0f} GB, "
+        # "GPU 0" as people say it (nvidia-smi's word); the key cuda:0 stays the value behind the label.
+        return (f"GPU {self.index} · {self.name} · {self.memory_bytes / gib:.0f} GB, "
                 f"{self.free_bytes / gib:.1f} GB free")
 
 
@@ -152,10 +153,10 @@ def overlap(a: str | None, b: str | None) -> bool:
 
 def describe(entries: tuple[str, ...]) -> str:
     if len(entries) == 1:
-        return "the CPU" if entries[0] == "cpu" else entries[0]
+        return "the CPU" if entries[0] == "cpu" else f"GPU {entries[0].removeprefix('cuda:')}"
     if entries[0] == "cpu":
         return f"{len(entries)} processes on the CPU"
-    return f"{len(entries)} GPUs ({', '.join(entries)})"
+    return f"{len(entries)} GPUs ({', '.join(e.removeprefix('cuda:') for e in entries)})"
 
 
 # --- several devices: how to spread the run, and the command ------------------------------------------
@@ -227,6 +228,7 @@ class Target:
     device: str
     """'cuda' or 'cpu'."""
     devices: int
+    """GPUs, or processes on the CPU (cpu*2)."""
     free_memory_bytes: int | None
     """The smallest free memory among the picked GPUs; None on the CPU (the estimate reads /proc/meminfo)."""
     device_name: str = ""
@@ -240,7 +242,7 @@ class Target:
 def estimate_target(entries: tuple[str, ...], gpus: list[Gpu] | None = None) -> Target:
     """The estimate's view of a device list: the real GPUs' free memory and name where nvidia-smi tells them."""
     if entries[0] == "cpu":
-        return Target("cpu", 1, None)  # processes on the CPU share its memory and cores: one device's worth
+        return Target("cpu", len(entries), None)  # processes share the CPU's RAM and cores (the estimate knows)
     found = {g.key: g for g in (visible_gpus() if gpus is None else gpus)}
     picked = [found[e] for e in entries if e in found]
     free = min((g.free_bytes for g in picked), default=None)

@@ -380,11 +380,10 @@ class Estimate:
         """One plain sentence, e.g. "About 1.2 GB of RAM and 3 minutes on this CPU." """
         where = "GPU memory" if self.device == "cuda" else "RAM"
         per = " per GPU" if self.device == "cuda" and self.devices > 1 else ""
-        on = (
-            f"on {self.devices} GPUs"
-            if self.device == "cuda" and self.devices > 1
-            else ("on this GPU" if self.device == "cuda" else "on this CPU")
-        )
+        if self.device == "cuda":
+            on = f"on {self.devices} GPUs" if self.devices > 1 else "on this GPU"
+        else:
+            on = f"on this CPU ({self.devices} processes)" if self.devices > 1 else "on this CPU"
         text = f"About {format_bytes(self.memory_bytes)} of {where}{per} and {format_duration(self.time_seconds)} {on}."
         if not self.fits and self.free_memory_bytes is not None:
             text += f" Only {format_bytes(self.free_memory_bytes)} is free, so it will probably not fit."
@@ -428,7 +427,7 @@ def estimate(
         free_memory_bytes = free_memory(device)
 
     seq = _memory_seq_len(config, mean_tokens, max_tokens)
-    parts = _memory_parts(config, size, device, seq, gradient_checkpointing)
+    parts = _run_memory_parts(config, size, device, seq, gradient_checkpointing, devices)
     memory = sum(parts.values())
     fits = free_memory_bytes is None or memory <= free_memory_bytes * FIT_MARGIN
 
@@ -441,7 +440,8 @@ def estimate(
     train_flops = train_factor * size.params * total_tokens
     evaluations = steps // max(1, config.eval_every_steps) + 1  # plus the final evaluation
     eval_flops = 2 * size.params * validation_rows * tokens_per_row * evaluations
-    speed = (flops_per_second or _device_speed(device, device_name, size.params)) * devices
+    # GPUs add their speed; processes on one CPU share its cores (they split the batch, not the work).
+    speed = (flops_per_second or _device_speed(device, device_name, size.params)) * (devices if device == "cuda" else 1)
     slowdown = QLORA_SLOWDOWN[device] if config.method == "qlora" else 1.0
     times = {
         "startup": STARTUP_SECONDS[device],
@@ -540,6 +540,16 @@ def _device_speed(device: Device, device_name: str, params: int) -> float:
     return flops
 
 
+def _run_memory_parts(config: TrainConfig, size: ModelSize, device: Device, seq: int, checkpointing: bool,
+                      devices: int) -> dict[str, int]:
+    """Memory parts of the run: one GPU's share, or, for processes on one CPU, all of them (each process holds its
+    own model, state and activations in the same RAM)."""
+    parts = _memory_parts(config, size, device, seq, checkpointing)
+    if device == "cpu" and devices > 1:
+        parts = {name: value * devices for name, value in parts.items()}
+    return parts
+
+
 def _advice(
     config: TrainConfig, size: ModelSize, result: Estimate, mean_tokens: float, max_tokens: int | None
 ) -> list[str]:
@@ -552,7 +562,7 @@ def _advice(
 
     def needs(changed: TrainConfig) -> int:
         seq = _memory_seq_len(changed, mean_tokens, max_tokens)
-        return sum(_memory_parts(changed, size, device, seq, checkpointing).values())
+        return sum(_run_memory_parts(changed, size, device, seq, checkpointing, result.devices).values())
 
     def would_fit(need: int) -> str:
         return " — that fits" if free is not None and need <= free * FIT_MARGIN else ""
@@ -608,6 +618,10 @@ def _advice(
             "Install DeepSpeed (pip install deepspeed): with several GPUs ticked, the studio then spreads full "
             "fine-tuning that does not fit one GPU over all of them (ZeRO-2, or ZeRO-3 for the weights too)."
         )
+    if device == "cpu" and result.devices > 1:
+        need = result.memory_bytes // result.devices
+        advice.append(f"Train in one process (device cpu): it uses the same cores, about {format_bytes(need)}"
+                      f"{would_fit(need)}.")
     if device == "cpu":
         advice.append("Close other programs to free memory, or train on a machine with more memory or a GPU.")
     return advice

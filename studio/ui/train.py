@@ -125,6 +125,13 @@ def device_choices() -> tuple[list[tuple[str, str]], list[str], str]:
     return [(devices.cpu_label(), "cpu")], ["cpu"], texts.TRAIN_DEVICES_CPU_HELP
 
 
+def _parallel_note(target: Any) -> str:
+    """' × **2** GPUs' (or processes on the CPU) in the effective-batch line; nothing for one device."""
+    if target.devices < 2:
+        return ""
+    return f" × **{target.devices}** {'GPUs' if target.device == 'cuda' else 'processes'}"
+
+
 def curves_html(run: Any) -> str:
     series = {split: list(points) for split, points in ((run.curves or {}) if run is not None else {}).items()
               if points}
@@ -346,7 +353,7 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
         return ["\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if lines[2:] else ""),
                 texts.TRAIN_EFFECTIVE_BATCH.format(per=cfg.per_device_batch_size,
                                                    acc=cfg.gradient_accumulation_steps,
-                                                   dev=f" × **{target.devices}** GPUs" if target.devices > 1 else "",
+                                                   dev=_parallel_note(target),
                                                    eff=cfg.effective_batch_size_for(target.devices))]
 
     def run_view(pid: int | None, run_id: Any) -> list:
