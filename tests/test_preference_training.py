@@ -157,6 +157,45 @@ def test_a_stopped_dpo_run_resumes_from_its_checkpoint(ws: Workspace, tiny_chat_
     assert [s for s, _ in metric_points(ws, run_id, "reward_accuracy", "train")] == list(range(1, 41))
 
 
+def test_the_estimate_counts_the_pairs_the_run_will_train(ws: Workspace, tiny_chat_model: Path,
+                                                          shared_seeds: Path) -> None:
+    from studio.train.estimate import estimate
+    from studio.train.workload import version_workload
+
+    pid, vid = preference_version(ws, shared_seeds)
+    config = preference_config(max_steps=0, num_epochs=2)
+    work = version_workload(ws, vid, config)
+    assert (work.rows, work.validation_rows) == (18, 6)
+    # Per sequence: the prompt with one answer ("Tell me about tea." and a friendly or curt line), about 4
+    # characters a token plus the template's markers: the mean lies between the curt and the friendly length.
+    assert 15 < work.mean_tokens < 35 and work.max_tokens >= work.mean_tokens
+    examples = version_workload(ws, vid, config.replace(objective="sft"))
+    assert examples.rows == len(version_rows(ws, vid, "train")) != work.rows
+    est = estimate(config, model_ref=str(tiny_chat_model), **work.estimate_kwargs())
+    run = create_run(ws, pid, dataset_version_id=vid, base_model_ref=str(tiny_chat_model), config=config,
+                     device="cpu")
+    assert est.total_steps == run.max_steps == config.total_steps(18)  # the steps the worker will take
+    assert est.time_breakdown["reference"] > 0  # DPO's reference pass, once
+
+
+def test_dpo_from_the_command_line(ws: Workspace, tiny_chat_model: Path, shared_seeds: Path) -> None:
+    from studio.train.presets import PRESETS
+    from studio.train.settings import PREFERENCE_LR_FACTOR
+    from tests.test_train_runs import cli
+
+    preference_version(ws, shared_seeds)
+    done = cli(ws.home, "train", "--project", "preferences", "--dataset", "pairs", "--base", str(tiny_chat_model),
+               "--objective", "dpo", "--preset", "quick", "--max-steps", "2", "--eval-every", "2", "--max-length",
+               "64", "--name", "cli dpo", "--json")
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    assert (run["status"], run["step"], run["name"]) == ("done", 2, "cli dpo")
+    # The preset's learning rate for preferences, as the Train tab gives it: the objective is known before the preset.
+    quick = PRESETS["quick"].overrides["learning_rate"]
+    assert run["config"]["objective"] == "dpo" and run["config"]["learning_rate"] == quick * PREFERENCE_LR_FACTOR
+    assert "Estimate: About" in done.stderr and "held-out pairs it prefers the chosen answer" in run["message"]
+
+
 def test_a_preference_run_needs_pairs_and_a_fitting_run_to_start_from(ws: Workspace, tiny_chat_model: Path,
                                                                       shared_seeds: Path) -> None:
     pid = project_with_seeds(ws, shared_seeds, name="no pairs")

@@ -413,6 +413,20 @@ def test_processes_on_one_cpu_split_the_steps_share_the_cores_and_add_up_in_ram(
     assert any(a.startswith("Train in one process") and "that fits" in a for a in tight.advice)
 
 
+def test_a_preference_pair_trains_two_sequences() -> None:
+    sft, dpo, orpo = (_estimate(TrainConfig(objective=o), rows=100) for o in ("sft", "dpo", "orpo"))
+    assert dpo.total_steps == orpo.total_steps == sft.total_steps  # steps follow the pairs, as the run row's do
+    assert dpo.total_tokens == orpo.total_tokens == 2 * sft.total_tokens  # the chosen and the rejected answer
+    for part in ("activations", "logits"):  # both in one batch
+        assert dpo.breakdown[part] == pytest.approx(2 * sft.breakdown[part], rel=1e-6)
+    assert dpo.breakdown["weights"] == sft.breakdown["weights"]
+    # DPO's reference log-probabilities: one forward (2 FLOPs a weight a token) over the train and held-out pairs.
+    speed = est.device_flops("cpu")
+    assert dpo.time_breakdown["reference"] == pytest.approx(
+        2 * SMOLLM2_135M_PARAMS * (100 + 40) * 2 * 200 / speed, rel=0.01)
+    assert "reference" not in orpo.time_breakdown and "reference" not in sft.time_breakdown
+
+
 def test_unknown_free_memory_counts_as_fitting_and_detection_reads_meminfo() -> None:
     assert _estimate(free_memory_bytes=None).fits
     free = est.free_memory("cpu")

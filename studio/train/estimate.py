@@ -371,7 +371,7 @@ class Estimate:
     model_source: str = ""
     gradient_checkpointing: bool = True
     time_breakdown: dict[str, float] = field(default_factory=dict)
-    """Seconds: startup, training, evaluation."""
+    """Seconds: startup, training, evaluation, and for DPO reference (its log-probabilities, once)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -410,7 +410,8 @@ def estimate(
     flops_per_second: float | None = None,
 ) -> Estimate:
     """Estimate peak memory (per device) and time for training `config` on `rows` training rows of
-    `mean_tokens` tokens on average (`max_tokens`: the longest, when known).
+    `mean_tokens` tokens on average (`max_tokens`: the longest, when known). For a preference run (DPO, ORPO)
+    `rows` counts pairs and the token counts are per sequence: each pair trains two (studio.train.workload).
 
     The model is given as `model` (a ModelSize), `model_ref` (+ `models_dir`, read with `model_size`),
     or a bare `params_count`. `free_memory_bytes` decides `fits`; when it is None and
@@ -440,6 +441,8 @@ def estimate(
     train_flops = train_factor * size.params * total_tokens
     evaluations = steps // max(1, config.eval_every_steps) + 1  # plus the final evaluation
     eval_flops = 2 * size.params * validation_rows * tokens_per_row * evaluations
+    # DPO's reference log-probabilities: one forward over every pair before training (precomputed; ORPO has none).
+    reference_flops = 2 * size.params * (rows + validation_rows) * tokens_per_row if config.objective == "dpo" else 0
     # GPUs add their speed; processes on one CPU share its cores (they split the batch, not the work).
     speed = (flops_per_second or _device_speed(device, device_name, size.params)) * (devices if device == "cuda" else 1)
     slowdown = QLORA_SLOWDOWN[device] if config.method == "qlora" else 1.0
@@ -448,6 +451,8 @@ def estimate(
         "training": train_flops / speed * slowdown,
         "evaluation": eval_flops / speed * slowdown,
     }
+    if reference_flops:
+        times["reference"] = reference_flops / speed * slowdown
 
     trainable = size.lora_params(config.lora_r, config.target_modules_value) if config.uses_lora else size.params
     result = Estimate(
@@ -463,7 +468,7 @@ def estimate(
         trainable_params=trainable,
         total_steps=steps,
         total_tokens=total_tokens,
-        flops=float(train_flops + eval_flops),
+        flops=float(train_flops + eval_flops + reference_flops),
         model_source=size.source,
         gradient_checkpointing=gradient_checkpointing,
         time_breakdown={k: round(v, 1) for k, v in times.items()},
@@ -496,9 +501,14 @@ def _memory_seq_len(config: TrainConfig, mean_tokens: float, max_tokens: int | N
     return max(1, min(config.max_seq_length, int(longest)))
 
 
+def _sequences_per_row(config: TrainConfig) -> int:
+    """A preference pair trains its chosen and its rejected sequence together (one batch of both)."""
+    return 2 if config.learns_preferences else 1
+
+
 def _compute_tokens_per_row(config: TrainConfig, mean_tokens: float) -> float:
     # The worker trains packed or padding-free, so no compute goes to pad tokens.
-    return min(float(config.max_seq_length), max(1.0, float(mean_tokens)))
+    return min(float(config.max_seq_length), max(1.0, float(mean_tokens))) * _sequences_per_row(config)
 
 
 def _memory_parts(
@@ -515,7 +525,7 @@ def _memory_parts(
     else:
         weights = size.params * FULL_WEIGHT_BYTES
         state = size.params * (TRAINED_PARAM_BYTES - FULL_WEIGHT_BYTES)
-    tokens = config.per_device_batch_size * seq
+    tokens = config.per_device_batch_size * _sequences_per_row(config) * seq
     layer_values = LAYER_VALUES_PER_HIDDEN * size.hidden_size + LAYER_VALUES_PER_INTERMEDIATE * size.intermediate_size
     if checkpointing:
         values = CHECKPOINT_VALUES_PER_HIDDEN * size.hidden_size * size.num_layers + layer_values

@@ -319,30 +319,16 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
             return [texts.TRAIN_NEED_VERSION, ""]
         if not where:
             return [f"⚠️ {texts.TRAIN_NEED_DEVICE}", ""]
-        from studio.data.chat import to_messages
-        from studio.data.versions import version_rows
         from studio.train import devices
         from studio.train.estimate import estimate
+        from studio.train.workload import version_workload
 
         try:
             target = devices.estimate_target(devices.parse(",".join(where)))
             cfg = make_config(method_value, preset_value, *values)
-            if cfg.learns_preferences:  # each pair is two sequences: prompt + chosen and prompt + rejected
-                from studio.data.preferences import preference_pairs
-
-                pairs = preference_pairs(ws, int(version_id))
-                conversations = [p["prompt"] + answer for p in pairs if p["split"] == "train"
-                                 for answer in (p["chosen"], p["rejected"])]
-                validation_rows = [p for p in pairs if p["split"] == "validation"]
-            else:
-                conversations = [to_messages(r.format, r.data) for r in version_rows(ws, int(version_id), "train")]
-                validation_rows = version_rows(ws, int(version_id), "validation")
-            train_rows = conversations
-            # About 4 characters per token: good enough for an estimate, and no tokenizer to load.
-            lengths = [sum(len(m["content"]) for m in conv) / 4 + 12 for conv in conversations]
-            est = estimate(cfg, model_ref=base_ref, models_dir=ws.models_dir, rows=len(train_rows),
-                           mean_tokens=sum(lengths) / max(len(lengths), 1), max_tokens=int(max(lengths or [1])),
-                           validation_rows=len(validation_rows), **target.estimate_kwargs())
+            work = version_workload(ws, int(version_id), cfg)
+            est = estimate(cfg, model_ref=base_ref, models_dir=ws.models_dir, **work.estimate_kwargs(),
+                           **target.estimate_kwargs())
         except StudioError as exc:
             return [f"⚠️ {exc}", ""]
         lines = [f"**{est.summary()}**", f"{est.total_steps} steps · {est.trainable_params:,} of {est.params:,} "
