@@ -63,6 +63,11 @@ ACTIVATION_SLACK = 1.25  # allocator fragmentation on the per-token parts
 # mode) with SmolLM2-135M on a CPU, batch × 256 tokens. Peak RSS measured / this model:
 #   no checkpointing, batch 1 / 4 / 8:  2.35 / 5.9 / 10.5 GB  vs  2.5 / 6.1 / 10.8 GB
 #   gradient checkpointing, batch 1 / 8: 1.75 / 5.8 GB        vs  1.9 / 5.9 GB
+PREFERENCE_TOKEN_MEMORY = 0.8
+"""DPO/ORPO's per-token memory against SFT's, measured on the same path (TRL's DPOTrainer, reference log-probs
+precomputed, LoRA r=16, SmolLM2-135M float32 on a CPU; pairs × 2 sequences × tokens; bench/preference_memory.py).
+Peak RSS measured / this model: 4 × 2 × 268: 8.1 / 8.7 GB; 8 × 2 × 268: 14.8 / 16.1 GB; 4 × 2 × 512: 13.9 / 15.5
+GB. Without this factor the model said 1.25 to 1.4 times the measured peak."""
 
 CUDA_OVERHEAD_BYTES = int(0.8 * GB)  # CUDA context, cuBLAS workspace, allocator slack
 CPU_OVERHEAD_BYTES = int(0.7 * GB)  # the Python process with torch, transformers, trl, peft, datasets
@@ -531,8 +536,9 @@ def _memory_parts(
         values = CHECKPOINT_VALUES_PER_HIDDEN * size.hidden_size * size.num_layers + layer_values
     else:
         values = layer_values * size.num_layers
-    activations = tokens * values * compute_bytes * ACTIVATION_SLACK
-    logits = tokens * size.vocab_size * 4 * LOGIT_COPIES * ACTIVATION_SLACK
+    per_token = ACTIVATION_SLACK * (PREFERENCE_TOKEN_MEMORY if config.learns_preferences else 1.0)
+    activations = tokens * values * compute_bytes * per_token
+    logits = tokens * size.vocab_size * 4 * LOGIT_COPIES * per_token
     overhead = CUDA_OVERHEAD_BYTES if device == "cuda" else CPU_OVERHEAD_BYTES
     return {
         "weights": int(weights),
