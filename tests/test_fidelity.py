@@ -132,6 +132,30 @@ def test_echo_rows_fail_naming_the_phrase(ws: Workspace, pid: int, seeds: list[S
                 assert not o.passed and o.score == 1.0 and o.reason.startswith(f"echoes the prompt: {want}"), o.reason
 
 
+def test_an_edited_prompt_versions_wording_is_an_echo_for_its_own_batches(ws: Workspace, pid: int,
+                                                                          seeds: list[Seed]) -> None:
+    from studio.augment.prompt_versions import save_version
+    from studio.quality.filters import apply_filters
+
+    # A person edited the expansion prompt; its new sentence is in no shipped template.
+    edited = save_version(ws, pid, "instruction-expansion", default_template("instruction_expansion") +
+                          "\nWord every version as a cheerful shopkeeper greeting a regular customer.\n")
+    echo = "Word every version as a cheerful shopkeeper would."
+    assert find_echo(echo) is None  # the shipped templates' phrases alone miss it
+    s = seeds[:2]
+    rows = [reworded(s[0], echo), reworded(s[1], "Give me the laws that regulate rent increases in Oregon.")]
+    with_version = add_batch(ws, pid, rows, seed_ids=[[x.id] for x in s])
+    with ws.write() as conn:  # written with the edited prompt, as plan_batch records it
+        conn.execute("UPDATE batch SET prompt_version_id = ? WHERE id = ?", (edited.id, with_version))
+    report = apply_filters(ws, with_version, only("prompt_echo"))
+    c = [x.id for x in list_candidates(ws, batch_id=with_version)]
+    assert not outcome(report, c[0], "prompt_echo").passed and outcome(report, c[1], "prompt_echo").passed
+    assert outcome(report, c[0], "prompt_echo").reason == 'echoes the prompt: "Word every version as a"'
+    # Another batch, not written with that prompt: the same row is no echo of anything it was told.
+    other = add_batch(ws, pid, rows, seed_ids=[[x.id] for x in s])
+    assert apply_filters(ws, other, only("prompt_echo")).failed_by.get("prompt_echo", 0) == 0
+
+
 def test_every_curated_pattern_has_a_trigger_word() -> None:
     from studio.quality.echo import _TRIGGER, ECHO_PATTERNS
 

@@ -4,9 +4,10 @@ A small teacher often copies its instructions into its answer ("Answer with a JS
 "Request: ...", "Here are 3 examples:") instead of doing the task; such a row teaches the student to
 talk about prompts. Two sources of phrases, matched case-insensitively on word boundaries:
 
-- the shipped strategy templates (`studio/augment/prompts/*.jinja`): every run of WINDOW consecutive
-  words of their literal text (what every rendering of the template contains verbatim, Jinja tags and
-  comments removed), within one sentence;
+- the shipped strategy templates (`studio/augment/prompts/*.jinja`), and the prompt version the batch was
+  written with when a person edited it (`phrases_with`): every run of WINDOW consecutive words of their
+  literal text (what every rendering of the template contains verbatim, Jinja tags and comments removed),
+  within one sentence;
 - ECHO_PATTERNS, curated: short markers of the same templates ("JSON array", "Request:", "Example 1:",
   "the request below") and the meta-talk a teacher adds around them ("Here are 3 rewrites",
   "here is a possible response").
@@ -92,6 +93,12 @@ def default_phrases() -> frozenset[tuple[str, ...]]:
     from studio.augment.templates import default_template
 
     return template_phrases(default_template(name) for name in template_names())
+
+
+@lru_cache(maxsize=32)
+def phrases_with(template: str) -> frozenset[tuple[str, ...]]:
+    """The shipped templates' phrases and those of `template` (a batch's own prompt version, maybe edited)."""
+    return default_phrases() | template_phrases([template]) if template else default_phrases()
 
 
 @lru_cache(maxsize=8)

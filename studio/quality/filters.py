@@ -299,10 +299,13 @@ class _Item:
 
 
 def run_filters(candidates: Iterable[CandidateLike], seeds: Sequence[Seed], config: FilterConfig, *,
-                reference: Sequence[ReferenceRow] = (), embed: Embed | None = None) -> FilterReport:
+                reference: Sequence[ReferenceRow] = (), embed: Embed | None = None,
+                prompt_template: str = "") -> FilterReport:
     """Run every enabled filter over the rows; pure (reads and writes no database).
 
     `embed` is needed only when semantic_duplicate is on (preview and apply pass workspace_embed(ws)).
+    `prompt_template`: the prompt the rows were written with, when it is not a shipped one (an edited prompt
+    version): prompt_echo then also finds its wording.
     """
     config.check()
     cands = list(candidates)
@@ -354,7 +357,10 @@ def run_filters(candidates: Iterable[CandidateLike], seeds: Sequence[Seed], conf
         if config.is_on("refusal"):
             found["refusal"] = [_refusal(c) for c in usable]
         if config.is_on("prompt_echo"):
-            found["prompt_echo"] = [_prompt_echo(c, seed_by_id) for c in usable]
+            from studio.quality.echo import phrases_with
+
+            phrases = phrases_with(prompt_template)
+            found["prompt_echo"] = [_prompt_echo(c, seed_by_id, phrases) for c in usable]
         if config.is_on("fidelity"):
             found["fidelity"] = _fidelity(usable, seed_by_id, config.fidelity_threshold, embed)
     return _report(cands, found, config)
@@ -454,13 +460,14 @@ def _refusal(c: CandidateLike) -> FilterOutcome:
     return FilterOutcome(c.id, "refusal", True, 0.0, "")
 
 
-def _prompt_echo(c: CandidateLike, seed_by_id: Mapping[int, Seed]) -> FilterOutcome:
+def _prompt_echo(c: CandidateLike, seed_by_id: Mapping[int, Seed],
+                 phrases: frozenset[tuple[str, ...]] | None = None) -> FilterOutcome:
     from studio.quality.echo import find_echo
 
     assert c.data is not None
     own = [row_text(seed_by_id[i].format, seed_by_id[i].data) for i in getattr(c, "seed_ids", ())
            if i in seed_by_id]
-    phrase = find_echo(row_text(c.format, c.data), exempt=own)
+    phrase = find_echo(row_text(c.format, c.data), exempt=own, phrases=phrases)
     if phrase:
         return FilterOutcome(c.id, "prompt_echo", False, 1.0, f'echoes the prompt: "{phrase}"')
     return FilterOutcome(c.id, "prompt_echo", True, 0.0, "")
@@ -534,8 +541,9 @@ def _report(cands: list[CandidateLike], found: dict[str, list[FilterOutcome]], c
 
 
 def _batch_row(conn: Any, batch_id: int) -> Any:
-    r = conn.execute("SELECT b.id, b.project_id, b.status, b.filtered_at, j.status AS job_status FROM batch b "
-                     "LEFT JOIN job j ON j.id = b.job_id WHERE b.id = ?", (batch_id,)).fetchone()
+    r = conn.execute("SELECT b.id, b.project_id, b.status, b.filtered_at, b.prompt_version_id, "
+                     "j.status AS job_status FROM batch b LEFT JOIN job j ON j.id = b.job_id WHERE b.id = ?",
+                     (batch_id,)).fetchone()
     if r is None:
         raise QualityError(f"There is no batch {batch_id}. `seed-studio batches list` shows the batches.")
     return r
@@ -579,8 +587,22 @@ def _run(ws: Workspace, batch_id: int, config: FilterConfig, *, for_write: bool)
     # Lazy: the model loads only when a filter embeds something.
     embed = workspace_embed(ws) if config.is_on("semantic_duplicate") or config.is_on("fidelity") else None
     report = run_filters(cands, list_seeds(ws, batch["project_id"]), config,
-                         reference=reference_rows(ws, batch["project_id"], exclude_batch_id=batch_id), embed=embed)
+                         reference=reference_rows(ws, batch["project_id"], exclude_batch_id=batch_id), embed=embed,
+                         prompt_template=_batch_template(ws, batch))
     return report, [c.id for c in cands]
+
+
+def _batch_template(ws: Workspace, batch: Any) -> str:
+    """The prompt version a teacher batch was written with ("" for other batches, or one whose version is gone)."""
+    if not batch["prompt_version_id"]:
+        return ""
+    from studio.augment.prompt_versions import get_version
+    from studio.errors import TemplateError
+
+    try:
+        return get_version(ws, int(batch["prompt_version_id"])).template
+    except TemplateError:
+        return ""
 
 
 def workspace_embed(ws: Workspace) -> Embed:
