@@ -50,10 +50,10 @@ def version_workload(ws: Any, version_id: int, config: TrainConfig) -> Workload:
         rows = len(train)
     else:
         from studio.data.chat import to_messages
-        from studio.data.versions import version_rows
+        from studio.data.versions import get_version_by_id, version_rows
 
         sequences = [to_messages(r.format, r.data) for r in version_rows(ws, int(version_id), "train")]
-        validation = len(version_rows(ws, int(version_id), "validation"))
+        validation = get_version_by_id(ws, int(version_id)).splits.get("validation", 0)  # counted at freeze
         rows = len(sequences)
     lengths = [rough_tokens(s) for s in sequences]
     return Workload(rows=rows, mean_tokens=sum(lengths) / len(lengths) if lengths else 0.0,
