@@ -38,6 +38,15 @@ def test_preview_keep_and_run_a_batch_from_the_generate_tab(running_app, tmp_pat
         teacher.press("Enter")
         page.get_by_role("button", name="Test connection").click()
         expect(page.locator("#gen-test-result")).to_contain_text("Connected to")
+        # The person's choice is the project's teacher from now on (saved on their input, not on a refresh).
+        for _ in range(50):  # its own event: give it up to 10 s on a busy machine
+            with sqlite3.connect(running_app.home / "studio.db") as conn:
+                saved = conn.execute("SELECT teacher_ref FROM project WHERE name = 'Generate in the browser'"
+                                     ).fetchone()
+            if saved and llm.url in saved[0]:
+                break
+            page.wait_for_timeout(200)
+        assert saved and llm.url in saved[0], saved
 
         # Preview: rows appear, nothing is stored until "Keep these rows".
         page.get_by_role("button", name="Preview 5 rows").click()

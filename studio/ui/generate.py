@@ -521,7 +521,9 @@ def build(ws: Workspace, current: gr.State) -> TabHandle:
     strategy.change(on_strategy, [current, strategy, augmenter], strategy_outputs)
     augmenter.change(_augmenter_help, augmenter, augmenter_help)
     key_box.change(lambda k: k, key_box, api_key)
-    teacher.change(on_teacher, [current, teacher, endpoint_model], test_result)
+    # Saved on a person's choice only (.input): .change also fires when the tab's refresh fills the box, and a
+    # refresh that lands late would write back the teacher it read before someone changed it elsewhere.
+    teacher.input(on_teacher, [current, teacher, endpoint_model], test_result)
     test_btn.click(on_test, [current, api_key, *teacher_inputs], test_result)
     version.input(on_version, [current, strategy, version], template)
     save_prompt.click(on_save_prompt, [current, strategy, template, prompt_note, version],
